@@ -1,0 +1,43 @@
+//! Settings the use cases obey; the CLI fills them from defaults, `agora.toml`, environment and flags.
+
+use serde::{Deserialize, Serialize};
+
+/// How new partner organisations are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Admission {
+    /// Active as soon as created.
+    Open,
+    /// Pending until an operator owner or admin approves.
+    Approval,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub admission: Admission,
+    pub session_ttl_seconds: i64,
+    pub signin_link_ttl_seconds: i64,
+    /// Failed sign-ins for one e-mail address within the window before sign-in is refused.
+    pub signin_failures_max: i64,
+    pub signin_failure_window_seconds: i64,
+    pub page_size_default: u32,
+    pub page_size_max: u32,
+    /// Where the portal is reached, for the links the instance prints.
+    pub public_url: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            admission: Admission::Open,
+            session_ttl_seconds: 7 * 24 * 3600,
+            signin_link_ttl_seconds: 24 * 3600,
+            signin_failures_max: 5,
+            signin_failure_window_seconds: 15 * 60,
+            page_size_default: 50,
+            page_size_max: 200,
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}

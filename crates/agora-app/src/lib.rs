@@ -1,0 +1,237 @@
+//! Agora's use cases.
+//!
+//! Every use case receives a [`Call`] (who acts, under which request id and idempotency key),
+//! asks the authorizer once, before any store is touched, and then makes its change, its audit
+//! entry and its event in one transaction. A refused or failed action is audited too, in a
+//! transaction of its own, so that the record of refusals cannot be rolled back with the change.
+
+mod audit;
+mod auth;
+mod config;
+mod orgs;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use agora_domain::audit::{AuditRecord, Outcome};
+use agora_domain::authz::{Action, Context, Resource};
+use agora_domain::event::NewEvent;
+use agora_domain::{Actor, Error, OrgId, RequestId, Result, Timestamp};
+use agora_policy::Authorizer;
+use agora_store::{IdempotencyClaim, Store, WriteTx};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+pub use agora_policy;
+pub use agora_store;
+pub use audit::{ChainReport, VerifyProgress, verify_chain};
+pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
+pub use config::{Admission, AppConfig};
+pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
+pub use secrets::InstanceKey;
+
+/// One request's identity: who acts, which request it is, and the idempotency key it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub actor: &'a Actor,
+    pub request_id: RequestId,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(actor: &'a Actor, request_id: RequestId) -> Self {
+        Self { actor, request_id, idempotency_key: None }
+    }
+
+    pub fn with_idempotency_key(self, key: Option<&'a str>) -> Self {
+        Self { idempotency_key: key, ..self }
+    }
+}
+
+/// A page of a listing and the cursor that continues it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit + 1` fetched items: the extra one only tells that more exist.
+    fn from_overfetch(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Self {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_cursor = if more { items.last().map(cursor_of) } else { None };
+        Self { items, next_cursor }
+    }
+}
+
+/// The application: stores, engines and the authorizer, shared by every request.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    authorizer: Authorizer,
+    config: AppConfig,
+    key: InstanceKey,
+}
+
+/// How a write that may be a replay began.
+enum Begun<T> {
+    Replay(T),
+    Fresh(WriteTx, Option<IdempotencyScope>),
+}
+
+struct IdempotencyScope {
+    scope: String,
+    key: String,
+}
+
+/// What a finished change leaves in the audit log and the outbox.
+struct Done<'a> {
+    /// The audited action's name: an authorization action's (`Action::as_str`) or an authentication step's.
+    action: &'static str,
+    resource: &'a Resource,
+    detail: serde_json::Value,
+    events: Vec<NewEvent>,
+}
+
+impl App {
+    pub fn new(store: Store, authorizer: Authorizer, config: AppConfig, key: InstanceKey) -> Self {
+        Self { inner: Arc::new(Inner { store, authorizer, config, key }) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    pub fn key(&self) -> &InstanceKey {
+        &self.inner.key
+    }
+
+    /// Decides `action` on `resource`; a refusal is audited and returned as `Forbidden` naming the rule.
+    async fn authorize(&self, call: &Call<'_>, action: Action, resource: &Resource, context: &Context) -> Result<()> {
+        let decision = self.inner.authorizer.decide(call.actor, action, resource, context);
+        if decision.allowed {
+            return Ok(());
+        }
+        let detail = serde_json::json!({ "rule": decision.rule, "reason": decision.message });
+        self.audit_alone(call, action, resource, Outcome::Denied, detail).await?;
+        Err(Error::forbidden(decision.rule, decision.message))
+    }
+
+    /// Records an outcome in a transaction of its own (refusals and failures).
+    async fn audit_alone(
+        &self,
+        call: &Call<'_>,
+        action: Action,
+        resource: &Resource,
+        outcome: Outcome,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.inner.store.write().await?;
+        tx.append_audit(&audit_record(call, action.as_str(), resource, outcome, &detail)).await?;
+        tx.commit().await
+    }
+
+    /// Passes a result through, auditing it as failed if it is a domain refusal after authorization.
+    async fn audited<T>(&self, call: &Call<'_>, action: Action, resource: &Resource, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            let outcome = match error {
+                Error::Forbidden { .. } => Outcome::Denied,
+                _ => Outcome::Failed,
+            };
+            let detail = serde_json::json!({ "error": error.kind(), "reason": error.to_string() });
+            if let Err(audit_error) = self.audit_alone(call, action, resource, outcome, detail).await {
+                tracing::error!(%audit_error, "could not audit a failed action");
+            }
+        }
+        result
+    }
+
+    /// Begins a write, or finds that this idempotency key already did it and returns that result.
+    async fn begin<I: Serialize, T: DeserializeOwned>(&self, call: &Call<'_>, action: Action, input: &I) -> Result<Begun<T>> {
+        let mut tx = self.inner.store.write().await?;
+        let Some(key) = call.idempotency_key else {
+            return Ok(Begun::Fresh(tx, None));
+        };
+        if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(Error::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+        }
+        let scope = format!("{}:{}", call.actor.credential.describe(), action.as_str());
+        let request = serde_json::to_vec(input).map_err(|e| Error::Internal(format!("request hash: {e}")))?;
+        let request_hash = Sha256::digest(&request);
+        match tx.claim_idempotency_key(&scope, key, &request_hash).await? {
+            IdempotencyClaim::Claimed => Ok(Begun::Fresh(tx, Some(IdempotencyScope { scope, key: key.to_owned() }))),
+            IdempotencyClaim::Replay { request_hash: earlier, response } => {
+                if earlier != request_hash.as_slice() {
+                    return Err(Error::Unprocessable(
+                        "this Idempotency-Key was used with a different request body; use a new key for a new request".into(),
+                    ));
+                }
+                serde_json::from_str(&response).map(Begun::Replay).map_err(|e| Error::Internal(format!("stored response: {e}")))
+            }
+        }
+    }
+
+    /// Appends the audit entry and events, stores the idempotent response, and commits.
+    async fn commit<T: Serialize>(
+        &self,
+        mut tx: WriteTx,
+        idempotency: Option<IdempotencyScope>,
+        call: &Call<'_>,
+        done: Done<'_>,
+        response: &T,
+    ) -> Result<()> {
+        if let Some(IdempotencyScope { scope, key }) = idempotency {
+            let text = serde_json::to_string(response).map_err(|e| Error::Internal(format!("response: {e}")))?;
+            tx.complete_idempotency_key(&scope, &key, &text).await?;
+        }
+        let record = audit_record(call, done.action, done.resource, Outcome::Succeeded, &done.detail);
+        let at = record.at;
+        tx.append_audit(&record).await?;
+        for event in &done.events {
+            tx.insert_event(event, at).await?;
+        }
+        tx.commit().await
+    }
+
+    fn page_limit(&self, requested: Option<u32>) -> Result<u32> {
+        let max = self.inner.config.page_size_max;
+        match requested {
+            None => Ok(self.inner.config.page_size_default.min(max)),
+            Some(0) => Err(Error::invalid("limit", "must be at least 1")),
+            Some(limit) if limit > max => Err(Error::invalid("limit", format!("must be at most {max} (page_size_max)"))),
+            Some(limit) => Ok(limit),
+        }
+    }
+}
+
+fn audit_record(call: &Call<'_>, action: &str, resource: &Resource, outcome: Outcome, detail: &serde_json::Value) -> AuditRecord {
+    AuditRecord {
+        at: Timestamp::now(),
+        request_id: Some(call.request_id),
+        actor_user_id: call.actor.user_id,
+        actor_org_id: call.actor.org_id(),
+        credential: call.actor.credential.describe(),
+        action: action.to_owned(),
+        resource_type: resource.kind().to_owned(),
+        resource_id: resource.id(),
+        subject_org_id: resource.org_id(),
+        outcome,
+        detail: detail.to_string(),
+    }
+}
+
+fn event(event_type: &'static str, subject: impl ToString, org_id: Option<OrgId>, data: serde_json::Value) -> NewEvent {
+    NewEvent { event_type, subject: subject.to_string(), org_id, data }
+}

@@ -1,0 +1,25 @@
+//! Agora's vocabulary: the types every other crate speaks, with their invariants, and no I/O.
+//!
+//! Everything here is pure: parsing and validating names, ids and roles, the actions and
+//! resources that authorization decides on, the error categories callers act on, and the
+//! hashing that makes the audit log tamper-evident.
+
+pub mod actor;
+pub mod audit;
+pub mod authz;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
+pub mod name;
+pub mod role;
+pub mod timestamp;
+
+pub use actor::{Actor, Credential};
+pub use error::{Error, Result};
+pub use id::{EventId, OrgId, RequestId, SessionId, TokenId, UserId};
+pub use name::{Email, OrgName, Password, PersonName};
+pub use role::Role;
+pub use timestamp::Timestamp;

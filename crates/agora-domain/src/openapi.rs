@@ -1,0 +1,33 @@
+//! OpenAPI schemas for the types that serialize as strings (ids, names, times, hashes).
+
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+
+macro_rules! string_schema {
+    ($($type:ty => $description:literal, $example:literal;)*) => {$(
+        impl PartialSchema for $type {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some($description))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+        impl ToSchema for $type {}
+    )*};
+}
+
+string_schema! {
+    crate::OrgId => "An organisation id", "org_0196f1d0a3c27d3e8f5a9b1c2d3e4f50";
+    crate::UserId => "A user id", "usr_0196f1d0a3c27d3e8f5a9b1c2d3e4f51";
+    crate::TokenId => "An API token id", "tok_0196f1d0a3c27d3e8f5a9b1c2d3e4f52";
+    crate::EventId => "An event id", "evt_0196f1d0a3c27d3e8f5a9b1c2d3e4f53";
+    crate::RequestId => "A request id", "req_0196f1d0a3c27d3e8f5a9b1c2d3e4f54";
+    crate::OrgName => "An organisation name, 2 to 100 characters, unique regardless of case", "FreshMart";
+    crate::PersonName => "A person's display name, 1 to 100 characters", "Ana Lima";
+    crate::Email => "An e-mail address, kept in lower case", "ana@freshmart.example";
+    crate::Timestamp => "An instant, RFC 3339 in UTC with microseconds", "2026-11-23T06:40:00.123456Z";
+    crate::audit::Hash32 => "A SHA-256 value in lower-case hex", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+}

@@ -1,0 +1,848 @@
+//! Integration tests for `agora-policy`: the decision matrix as a table, and loading operator policies.
+
+use std::str::FromStr;
+
+use agora_domain::actor::Acting;
+use agora_domain::authz::{Action, Context, Resource};
+use agora_domain::{Actor, Credential, OrgId, Role, SessionId, TokenId, UserId};
+use agora_policy::{Authorizer, Decision, PolicyError};
+
+/// The cast every row of a table is read against.
+struct World {
+    org_a: OrgId,
+    org_b: OrgId,
+    operator: OrgId,
+    /// The principal of every row that names a user.
+    alice: UserId,
+    /// Someone else in the same organisations.
+    bob: UserId,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            org_a: OrgId::new(),
+            org_b: OrgId::new(),
+            operator: OrgId::new(),
+            alice: UserId::new(),
+            bob: UserId::new(),
+        }
+    }
+
+    fn org(&self, name: &str) -> OrgId {
+        match name {
+            "A" => self.org_a,
+            "B" => self.org_b,
+            "OP" => self.operator,
+            other => panic!("unknown organisation `{other}` (expected A, B or OP)"),
+        }
+    }
+
+    fn user(&self, name: &str) -> UserId {
+        match name {
+            "alice" => self.alice,
+            "bob" => self.bob,
+            other => panic!("unknown user `{other}` (expected alice or bob)"),
+        }
+    }
+
+    /// `system`, `customer`, or `<role>@<A|B|OP>`, with `+token` for a token credential.
+    fn actor(&self, spec: &str) -> Actor {
+        let (spec, via_token) = match spec.strip_suffix("+token") {
+            Some(spec) => (spec, true),
+            None => (spec, false),
+        };
+        let credential = if via_token {
+            Credential::Token(TokenId::new())
+        } else {
+            Credential::Session(SessionId::new())
+        };
+        match spec {
+            "system" => Actor::system(),
+            "customer" => Actor {
+                user_id: Some(self.alice),
+                acting: None,
+                credential,
+            },
+            _ => {
+                let (role, org) = spec
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("bad principal `{spec}`"));
+                let acting = Acting {
+                    org_id: self.org(org),
+                    role: Role::from_str(role).unwrap(),
+                    is_operator: org == "OP",
+                };
+                Actor {
+                    user_id: Some(self.alice),
+                    acting: Some(acting),
+                    credential,
+                }
+            }
+        }
+    }
+
+    /// `instance`, `org:<A|B|OP>`, or `token:<org>:<owner>`.
+    fn resource(&self, spec: &str) -> Resource {
+        let parts: Vec<&str> = spec.split(':').collect();
+        match parts.as_slice() {
+            ["instance"] => Resource::Instance,
+            ["org", org] => Resource::Organisation(self.org(org)),
+            ["token", org, owner] => Resource::Token {
+                id: TokenId::new(),
+                org_id: self.org(org),
+                owner: self.user(owner),
+            },
+            _ => panic!("bad resource `{spec}`"),
+        }
+    }
+}
+
+fn action(name: &str) -> Action {
+    Action::ALL
+        .into_iter()
+        .find(|action| action.as_str() == name)
+        .unwrap_or_else(|| panic!("unknown action `{name}`"))
+}
+
+/// Runs every row of `table` against `authorizer` and reports all mismatches at once.
+///
+/// A row is `principal action resource granted-role expectation rule`, `-` for no granted role;
+/// `#` starts a comment.
+fn check(authorizer: &Authorizer, table: &str) {
+    let world = World::new();
+    let mut failures = Vec::new();
+    let mut rows = 0;
+    for line in table.lines() {
+        let line = line.split('#').next().unwrap().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [principal, action_name, resource, granted, expect, rule] = fields.as_slice() else {
+            panic!(
+                "row `{line}` needs 6 fields: principal action resource granted-role allow|deny rule"
+            );
+        };
+        let context = Context {
+            granted_role: (*granted != "-").then(|| Role::from_str(granted).unwrap()),
+        };
+        let decision = authorizer.decide(
+            &world.actor(principal),
+            action(action_name),
+            &world.resource(resource),
+            &context,
+        );
+        let allowed = match *expect {
+            "allow" => true,
+            "deny" => false,
+            other => panic!("row `{line}`: expectation `{other}` is neither allow nor deny"),
+        };
+        if decision.allowed != allowed || decision.rule != *rule {
+            failures.push(format!(
+                "{line}\n    got {} {}: {}",
+                if decision.allowed { "allow" } else { "deny" },
+                decision.rule,
+                decision.message
+            ));
+        }
+        assert!(!decision.message.is_empty(), "row `{line}` has no message");
+        rows += 1;
+    }
+    assert!(rows > 0, "empty table");
+    assert!(
+        failures.is_empty(),
+        "{} of {rows} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn builtin() -> Authorizer {
+    Authorizer::builtin().expect("the built-in policies load")
+}
+
+#[test]
+fn builtin_matrix() {
+    check(
+        &builtin(),
+        "
+        # principal         action            resource        granted    expect rule
+
+        # The instance itself may do anything, and no forbid applies to it.
+        system              org.create        instance        -          allow  system
+        system              org.approve       org:A           -          allow  system
+        system              audit.checkpoint  instance        -          allow  system
+        system              member.add        org:A           owner      allow  system
+        system              token.revoke      token:A:bob     -          allow  system
+
+        # Owners run their own organisation, and nothing of anyone else's.
+        owner@A             org.create        instance        -          allow  org-create
+        owner@A             org.list          instance        -          allow  public-directory
+        owner@A             org.read          org:B           -          allow  public-directory
+        owner@A             audit.chain_read  instance        -          allow  public-directory
+        owner@A             org.update        org:A           -          allow  own-org-admin
+        owner@A             org.update        org:B           -          deny   no-permit
+        owner@A             org.approve       org:A           -          deny   no-permit
+        owner@A             member.add        org:A           owner      allow  own-org-admin
+        owner@A             member.add        org:B           member     deny   no-permit
+        owner@A             member.remove     org:A           -          allow  own-org-admin
+        owner@A             member.remove     org:B           -          deny   no-permit
+        owner@A             token.create      org:A           owner      allow  own-org-admin
+        owner@A             token.revoke      token:A:bob     -          allow  own-org-admin-revoke
+        owner@A             token.revoke      token:A:alice   -          allow  own-org-admin-revoke
+        owner@A             token.revoke      token:B:bob     -          deny   no-permit
+        owner@A             audit.read        org:A           -          allow  own-org-admin
+        owner@A             audit.read        org:B           -          deny   no-permit
+        owner@A             audit.read_all    instance        -          deny   no-permit
+        owner@A             audit.checkpoint  instance        -          deny   no-permit
+        owner@A             event.read        org:A           -          allow  own-org-admin
+        owner@A             event.read        org:B           -          deny   no-permit
+
+        # Admins manage members and tokens, but only owners make owners.
+        admin@A             org.update        org:A           -          allow  own-org-admin
+        admin@A             org.approve       org:A           -          deny   no-permit
+        admin@A             member.add        org:A           admin      allow  own-org-admin
+        admin@A             member.add        org:A           owner      deny   owners-grant-owners
+        admin@A             member.add        org:B           member     deny   no-permit
+        admin@A             member.list       org:B           -          deny   no-permit
+        admin@A             token.create      org:A           admin      allow  own-org-admin
+        admin@A             token.create      org:A           owner      deny   no-role-escalation
+        admin@A             token.list        org:A           -          allow  own-org-admin
+        admin@A             token.revoke      token:A:bob     -          allow  own-org-admin-revoke
+        admin@A             token.revoke      token:B:bob     -          deny   no-permit
+        admin@A             audit.read        org:A           -          allow  own-org-admin
+
+        # Analysts read their own organisation's audit log and events and make tokens up to their rank.
+        analyst@A           member.list       org:A           -          allow  own-org-analyst
+        analyst@A           audit.read        org:A           -          allow  own-org-analyst
+        analyst@A           audit.read        org:B           -          deny   no-permit
+        analyst@A           event.read        org:A           -          allow  own-org-analyst
+        analyst@A           event.read        org:B           -          deny   no-permit
+        analyst@A           token.create      org:A           analyst    allow  own-org-analyst
+        analyst@A           token.create      org:A           developer  allow  own-org-analyst
+        analyst@A           token.create      org:A           admin      deny   no-role-escalation
+        analyst@A           token.create      org:B           member     deny   no-permit
+        analyst@A           token.list        org:A           -          allow  own-org-analyst
+        analyst@A           token.revoke      token:A:alice   -          allow  revoke-own-token
+        analyst@A           token.revoke      token:A:bob     -          deny   no-permit
+        analyst@A           member.add        org:A           member     deny   no-permit
+        analyst@A           org.update        org:A           -          deny   no-permit
+        analyst@A           audit.read_all    instance        -          deny   no-permit
+
+        # Developers read events and make tokens; the audit log is not theirs.
+        developer@A         member.list       org:A           -          allow  own-org-developer
+        developer@A         member.list       org:B           -          deny   no-permit
+        developer@A         event.read        org:A           -          allow  own-org-developer
+        developer@A         audit.read        org:A           -          deny   no-permit
+        developer@A         token.create      org:A           developer  allow  own-org-developer
+        developer@A         token.create      org:A           admin      deny   no-role-escalation
+        developer@A         token.list        org:A           -          allow  own-org-developer
+        developer@A         token.revoke      token:A:bob     -          deny   no-permit
+
+        # Members see who else belongs, and may drop their own tokens.
+        member@A            member.list       org:A           -          allow  own-org-member
+        member@A            member.list       org:B           -          deny   no-permit
+        member@A            event.read        org:A           -          deny   no-permit
+        member@A            token.create      org:A           member     deny   no-permit
+        member@A            token.list        org:A           -          deny   no-permit
+        member@A            token.revoke      token:A:alice   -          allow  revoke-own-token
+        member@A            token.revoke      token:A:bob     -          deny   no-permit
+        member@A            token.revoke      token:B:alice   -          deny   no-permit
+        member@A            org.read          org:A           -          allow  public-directory
+        member@A            org.create        instance        -          allow  org-create
+
+        # Customers act for no organisation: the public directory and founding one, nothing else.
+        customer            org.read          org:A           -          allow  public-directory
+        customer            org.list          instance        -          allow  public-directory
+        customer            audit.chain_read  instance        -          allow  public-directory
+        customer            org.create        instance        -          allow  org-create
+        customer            member.list       org:A           -          deny   no-permit
+        customer            audit.read        org:A           -          deny   no-permit
+        customer            event.read        org:A           -          deny   no-permit
+        customer            token.create      org:A           member     deny   no-role-escalation
+        customer            token.revoke      token:A:alice   -          deny   no-permit
+        customer            audit.read_all    instance        -          deny   no-permit
+
+        # The operator's owners and admins act on every organisation.
+        owner@OP            org.approve       org:A           -          allow  operator-admin
+        owner@OP            org.read          org:A           -          allow  operator-admin
+        owner@OP            audit.read_all    instance        -          allow  operator-admin
+        owner@OP            audit.checkpoint  instance        -          allow  operator-admin
+        owner@OP            member.add        org:B           admin      allow  operator-admin
+        owner@OP            member.add        org:B           owner      allow  operator-admin
+        owner@OP            token.revoke      token:B:bob     -          allow  operator-admin
+        admin@OP            org.approve       org:B           -          allow  operator-admin
+        admin@OP            audit.checkpoint  instance        -          allow  operator-admin
+        admin@OP            org.update        org:B           -          allow  operator-admin
+        # ... but nobody grants more than they hold, the operator's admins included.
+        admin@OP            member.add        org:B           owner      deny   no-role-escalation
+
+        # The operator's analysts read everywhere and change nothing.
+        analyst@OP          audit.read_all    instance        -          allow  operator-analyst
+        analyst@OP          audit.read        org:B           -          allow  operator-analyst
+        analyst@OP          audit.read        org:OP          -          allow  operator-analyst
+        analyst@OP          member.list       org:B           -          allow  operator-analyst
+        analyst@OP          event.read        org:B           -          allow  operator-analyst
+        analyst@OP          org.list          instance        -          allow  operator-analyst
+        analyst@OP          org.approve       org:B           -          deny   no-permit
+        analyst@OP          org.update        org:B           -          deny   no-permit
+        analyst@OP          token.list        org:B           -          deny   no-permit
+        analyst@OP          audit.checkpoint  instance        -          deny   no-permit
+
+        # Belonging to the operator is not a role: its developers get nothing beyond their own organisation.
+        developer@OP        audit.read_all    instance        -          deny   no-permit
+        developer@OP        event.read        org:B           -          deny   no-permit
+        developer@OP        event.read        org:OP          -          allow  own-org-developer
+
+        # Tokens act with their role in their organisation; only owner and admin tokens found organisations.
+        owner@A+token       org.create        instance        -          allow  org-create
+        admin@A+token       org.create        instance        -          allow  org-create
+        analyst@A+token     org.create        instance        -          deny   no-permit
+        developer@A+token   org.create        instance        -          deny   no-permit
+        member@A+token      org.create        instance        -          deny   no-permit
+        admin@A+token       member.add        org:A           member     allow  own-org-admin
+        admin@A+token       member.add        org:B           member     deny   no-permit
+        admin@A+token       member.add        org:A           owner      deny   owners-grant-owners
+        analyst@A+token     audit.read        org:A           -          allow  own-org-analyst
+        analyst@A+token     audit.read        org:B           -          deny   no-permit
+        developer@A+token   token.create      org:A           developer  allow  own-org-developer
+        developer@A+token   token.create      org:A           admin      deny   no-role-escalation
+        member@A+token      token.revoke      token:A:alice   -          allow  revoke-own-token
+        member@A+token      token.revoke      token:A:bob     -          deny   no-permit
+        analyst@OP+token    audit.read_all    instance        -          allow  operator-analyst
+        owner@OP+token      org.approve       org:B           -          allow  operator-admin
+        ",
+    );
+}
+
+#[test]
+fn messages_say_what_was_asked_by_whom_and_what_decided() {
+    let world = World::new();
+    let authorizer = builtin();
+    let decide =
+        |principal: &str, action_name: &str, resource: &str, granted: Option<Role>| -> Decision {
+            authorizer.decide(
+                &world.actor(principal),
+                action(action_name),
+                &world.resource(resource),
+                &Context {
+                    granted_role: granted,
+                },
+            )
+        };
+    let (a, b) = (world.org_a, world.org_b);
+
+    assert_eq!(
+        decide("analyst@A", "member.add", "org:B", Some(Role::Member)).message,
+        format!("no policy permits `member.add` on organisation {b} for role analyst of {a}")
+    );
+    assert_eq!(
+        decide("developer@A", "token.create", "org:A", Some(Role::Admin)).message,
+        "`no-role-escalation` forbids granting role admin with role developer"
+    );
+    assert_eq!(
+        decide("admin@A", "member.add", "org:A", Some(Role::Owner)).message,
+        "`owners-grant-owners` forbids granting role owner with role admin"
+    );
+    assert_eq!(
+        decide("owner@A", "org.update", "org:A", None).message,
+        format!("`own-org-admin` permits `org.update` on organisation {a} for role owner of {a}")
+    );
+
+    let customer = decide("customer", "audit.read", "org:A", None).message;
+    assert_eq!(
+        customer,
+        format!(
+            "no policy permits `audit.read` on organisation {a} for user {} acting for no organisation",
+            world.alice
+        )
+    );
+
+    let token = decide("member@A+token", "event.read", "org:A", None).message;
+    assert!(
+        token.starts_with(&format!(
+            "no policy permits `event.read` on organisation {a} for role member of {a} (token tok_"
+        )),
+        "{token}"
+    );
+
+    let operator = decide("analyst@OP", "org.approve", "org:B", None).message;
+    assert!(
+        operator.ends_with(&format!(
+            "for role analyst of the operator organisation {}",
+            world.operator
+        )),
+        "{operator}"
+    );
+}
+
+#[test]
+fn builtin_policies_all_have_ids_in_file_order() {
+    let authorizer = builtin();
+    let ids: Vec<&str> = authorizer.rule_ids().collect();
+    assert_eq!(
+        ids,
+        [
+            "system",
+            "operator-admin",
+            "operator-analyst",
+            "public-directory",
+            "org-create",
+            "own-org-admin",
+            "own-org-admin-revoke",
+            "own-org-analyst",
+            "own-org-developer",
+            "own-org-member",
+            "revoke-own-token",
+            "owners-grant-owners",
+            "no-role-escalation",
+        ]
+    );
+    let annotated = Authorizer::BUILTIN_POLICIES.matches("@id(\"").count();
+    let statements = Authorizer::BUILTIN_POLICIES
+        .lines()
+        .filter(|line| line.starts_with("permit") || line.starts_with("forbid"))
+        .count();
+    assert_eq!(
+        annotated, statements,
+        "every built-in policy carries an @id"
+    );
+}
+
+#[test]
+fn every_action_is_declared_in_the_schema_with_its_resource_type() {
+    let (schema, _) =
+        cedar_policy::Schema::from_cedarschema_str(Authorizer::SCHEMA).expect("the schema parses");
+    let declared: Vec<String> = schema.actions().map(ToString::to_string).collect();
+    let authorizer = builtin();
+    let world = World::new();
+    for action in Action::ALL {
+        let uid = format!("Agora::Action::\"{}\"", action.as_str());
+        assert!(
+            declared.contains(&uid),
+            "`{action}` is not declared in the schema; declared: {declared:?}"
+        );
+
+        let resource = match action {
+            Action::OrgCreate
+            | Action::OrgList
+            | Action::AuditChainRead
+            | Action::AuditReadAll
+            | Action::AuditCheckpoint => "instance",
+            Action::TokenRevoke => "token:A:bob",
+            _ => "org:A",
+        };
+        let resource_type = match resource {
+            "instance" => "Agora::Instance",
+            "token:A:bob" => "Agora::Token",
+            _ => "Agora::Organisation",
+        };
+        let resources: Vec<String> = schema
+            .resources_for_action(&uid.parse().unwrap())
+            .expect("declared")
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            resources,
+            [resource_type],
+            "`{action}` applies to the wrong resource type"
+        );
+
+        // Every action reaches the policies: the system may do it, and a customer is refused or allowed without error.
+        let decision = authorizer.decide(
+            &Actor::system(),
+            action,
+            &world.resource(resource),
+            &Context::default(),
+        );
+        assert_eq!(
+            (decision.allowed, decision.rule.as_str()),
+            (true, "system"),
+            "`{action}`: {}",
+            decision.message
+        );
+        let decision = authorizer.decide(
+            &world.actor("customer"),
+            action,
+            &world.resource(resource),
+            &Context::default(),
+        );
+        assert_ne!(
+            decision.rule, "policy-error",
+            "`{action}`: {}",
+            decision.message
+        );
+    }
+    assert_eq!(
+        declared.len(),
+        Action::ALL.len(),
+        "the schema declares actions Agora does not have: {declared:?}"
+    );
+}
+
+#[test]
+fn operator_policies_add_forbids_and_permits() {
+    let operator = r#"
+        // Tokens here are made by analysts and admins only.
+        @id("no-developer-tokens")
+        forbid (principal is Agora::User, action == Agora::Action::"token.create", resource)
+        when { principal.role == "developer" };
+
+        // Members may follow their organisation's events.
+        permit (principal is Agora::User, action == Agora::Action::"event.read", resource is Agora::Organisation)
+        when { principal has org && principal.org == resource && principal.role == "member" };
+    "#;
+    let authorizer = Authorizer::with_operator_policies("operator.cedar", operator)
+        .expect("the operator policies load");
+    check(
+        &authorizer,
+        "
+        developer@A         token.create      org:A           developer  deny   operator:no-developer-tokens
+        developer@A+token   token.create      org:A           member     deny   operator:no-developer-tokens
+        analyst@A           token.create      org:A           developer  allow  own-org-analyst
+        member@A            event.read        org:A           -          allow  operator:policy1
+        member@A            event.read        org:B           -          deny   no-permit
+        # The built-in forbids still hold.
+        developer@A         token.create      org:A           owner      deny   no-role-escalation
+        ",
+    );
+}
+
+#[test]
+fn an_operator_policy_that_fails_to_evaluate_denies() {
+    // Validation cannot see overflow; Cedar would skip the erroring forbid and allow.
+    let operator = r#"
+        @id("overflowing")
+        forbid (principal is Agora::User, action == Agora::Action::"member.list", resource)
+        when { principal.role_rank + 9223372036854775807 < 0 };
+    "#;
+    let authorizer = Authorizer::with_operator_policies("operator.cedar", operator)
+        .expect("the operator policies load");
+    check(
+        &authorizer,
+        "
+        owner@A             member.list       org:A           -          deny   policy-error
+        owner@A             member.list       org:B           -          deny   policy-error
+        owner@A             event.read        org:A           -          allow  own-org-admin
+        ",
+    );
+    let world = World::new();
+    let decision = authorizer.decide(
+        &world.actor("owner@A"),
+        Action::MemberList,
+        &world.resource("org:A"),
+        &Context::default(),
+    );
+    assert!(
+        decision.message.contains("operator:overflowing"),
+        "{}",
+        decision.message
+    );
+    assert!(
+        decision.message.contains("overflow"),
+        "{}",
+        decision.message
+    );
+}
+
+fn load_error(text: &str) -> PolicyError {
+    match Authorizer::with_operator_policies("ops/extra.cedar", text) {
+        Ok(_) => panic!("expected the operator policies to be refused:\n{text}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn an_unknown_attribute_is_refused_at_load() {
+    let error = load_error(
+        r#"
+        @id("sales-only")
+        permit (principal is Agora::User, action == Agora::Action::"org.update", resource)
+        when { principal.department == "sales" };
+        "#,
+    );
+    let PolicyError::Invalid {
+        source_name,
+        policy_id,
+        message,
+    } = &error
+    else {
+        panic!("expected Invalid, got {error:?}")
+    };
+    assert_eq!(source_name, "ops/extra.cedar");
+    assert_eq!(policy_id, "operator:sales-only");
+    assert!(message.contains("department"), "{message}");
+    assert!(message.starts_with("line 4, column"), "{message}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("ops/extra.cedar: policy `operator:sales-only` is invalid: line 4"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_entity_type_is_refused_at_load() {
+    let error = load_error(r#"permit (principal in Agora::Group::"staff", action, resource);"#);
+    let PolicyError::Invalid {
+        source_name,
+        policy_id,
+        message,
+    } = &error
+    else {
+        panic!("expected Invalid, got {error:?}")
+    };
+    assert_eq!(
+        (source_name.as_str(), policy_id.as_str()),
+        ("ops/extra.cedar", "operator:policy0")
+    );
+    assert!(message.contains("Agora::Group"), "{message}");
+}
+
+#[test]
+fn an_unknown_action_is_refused_at_load() {
+    let error = load_error(
+        r#"@id("x") permit (principal, action == Agora::Action::"org.delete", resource);"#,
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("operator:x") && text.contains("org.delete"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reading_attributes_of_entities_a_request_does_not_carry_is_refused_at_load() {
+    // A request carries the principal and the token, not the token's owner.
+    let error = load_error(
+        r#"
+        @id("owner-tokens")
+        permit (principal is Agora::User, action == Agora::Action::"token.revoke", resource is Agora::Token)
+        when { resource.owner.role == "owner" };
+        "#,
+    );
+    let PolicyError::Invalid { policy_id, .. } = &error else {
+        panic!("expected Invalid, got {error:?}")
+    };
+    assert_eq!(policy_id, "operator:owner-tokens");
+}
+
+#[test]
+fn an_optional_attribute_without_a_has_guard_is_refused_at_load() {
+    let error = load_error(
+        r#"
+        @id("unguarded")
+        permit (principal is Agora::User, action == Agora::Action::"event.read", resource is Agora::Organisation)
+        when { principal.org == resource };
+        "#,
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("operator:unguarded") && text.contains("org"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_syntax_error_is_refused_with_its_place() {
+    let error = load_error(
+        "@id(\"fine\")\npermit (principal, action, resource);\n\npermit (principal, action resource);\n",
+    );
+    let PolicyError::Parse {
+        source_name,
+        message,
+    } = &error
+    else {
+        panic!("expected Parse, got {error:?}")
+    };
+    assert_eq!(source_name, "ops/extra.cedar");
+    assert!(message.starts_with("line 4, column"), "{message}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("ops/extra.cedar: cannot parse policies: line 4"),
+        "{error}"
+    );
+}
+
+#[test]
+fn duplicate_ids_and_templates_are_refused() {
+    let error = load_error(
+        r#"
+        @id("twice") permit (principal, action == Agora::Action::"org.read", resource);
+        @id("twice") permit (principal, action == Agora::Action::"org.list", resource);
+        "#,
+    );
+    let PolicyError::Invalid {
+        policy_id, message, ..
+    } = &error
+    else {
+        panic!("expected Invalid, got {error:?}")
+    };
+    assert_eq!(policy_id, "operator:twice");
+    assert!(message.contains("unique"), "{message}");
+
+    let error = load_error(r#"@id("slot") permit (principal == ?principal, action, resource);"#);
+    let PolicyError::Invalid {
+        policy_id, message, ..
+    } = &error
+    else {
+        panic!("expected Invalid, got {error:?}")
+    };
+    assert_eq!(policy_id, "operator:slot");
+    assert!(message.contains("template"), "{message}");
+}
+
+#[test]
+fn an_empty_operator_file_is_the_builtin_set() {
+    let authorizer =
+        Authorizer::with_operator_policies("empty.cedar", "// nothing yet\n").expect("loads");
+    assert_eq!(authorizer.rule_ids().count(), builtin().rule_ids().count());
+}
+
+#[test]
+fn the_authorizer_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Authorizer>();
+}
+
+/// The built-in matrix restated as plain Rust, the reference model for [`builtin_policies_match_the_model`].
+fn model(actor: &Actor, action: Action, resource: &Resource, granted: Option<Role>) -> bool {
+    use Action::*;
+    if actor.is_system() {
+        return true;
+    }
+    let role = actor.acting.map(|acting| acting.role);
+    let rank = role.map_or(0, Role::rank);
+    let operator = actor.acting.is_some_and(|acting| acting.is_operator);
+    let via_token = matches!(actor.credential, Credential::Token(_));
+
+    if let Some(granted) = granted {
+        if matches!(action, TokenCreate | MemberAdd) && granted.rank() > rank {
+            return false;
+        }
+        let may_make_owners = role == Some(Role::Owner) || (operator && role == Some(Role::Admin));
+        if action == MemberAdd && granted == Role::Owner && !may_make_owners {
+            return false;
+        }
+    }
+
+    if operator && matches!(role, Some(Role::Owner | Role::Admin)) {
+        return true;
+    }
+    if operator
+        && role == Some(Role::Analyst)
+        && matches!(
+            action,
+            AuditReadAll | AuditRead | OrgRead | OrgList | MemberList | EventRead
+        )
+    {
+        return true;
+    }
+    if matches!(action, OrgRead | OrgList | AuditChainRead) {
+        return true;
+    }
+    if action == OrgCreate {
+        return !via_token || matches!(role, Some(Role::Owner | Role::Admin));
+    }
+
+    let Some(acting) = actor.acting else {
+        return false;
+    };
+    match resource {
+        Resource::Instance => false,
+        Resource::Organisation(org_id) if *org_id != acting.org_id => false,
+        Resource::Organisation(_) => match acting.role {
+            Role::Owner | Role::Admin => {
+                matches!(
+                    action,
+                    OrgUpdate
+                        | MemberList
+                        | MemberAdd
+                        | MemberRemove
+                        | TokenCreate
+                        | TokenList
+                        | AuditRead
+                        | EventRead
+                )
+            }
+            Role::Analyst => matches!(
+                action,
+                MemberList | AuditRead | EventRead | TokenCreate | TokenList
+            ),
+            Role::Developer => matches!(action, MemberList | EventRead | TokenCreate | TokenList),
+            Role::Member => action == MemberList,
+        },
+        Resource::Token { org_id, owner, .. } => {
+            action == TokenRevoke
+                && *org_id == acting.org_id
+                && (matches!(acting.role, Role::Owner | Role::Admin)
+                    || actor.user_id == Some(*owner))
+        }
+    }
+}
+
+#[test]
+fn builtin_policies_match_the_model() {
+    let world = World::new();
+    let authorizer = builtin();
+    let mut principals = vec!["system".to_owned(), "customer".to_owned()];
+    for role in Role::ALL {
+        for org in ["A", "OP"] {
+            principals.push(format!("{role}@{org}"));
+            principals.push(format!("{role}@{org}+token"));
+        }
+    }
+    let resources = [
+        "instance",
+        "org:A",
+        "org:B",
+        "org:OP",
+        "token:A:alice",
+        "token:A:bob",
+        "token:B:alice",
+        "token:OP:bob",
+    ];
+    let granted_roles: Vec<Option<Role>> =
+        std::iter::once(None).chain(Role::ALL.map(Some)).collect();
+
+    let mut mismatches = Vec::new();
+    let mut decisions = 0;
+    for principal in &principals {
+        let actor = world.actor(principal);
+        for action in Action::ALL {
+            for resource_spec in resources {
+                let resource = world.resource(resource_spec);
+                for granted in &granted_roles {
+                    let decision = authorizer.decide(
+                        &actor,
+                        action,
+                        &resource,
+                        &Context {
+                            granted_role: *granted,
+                        },
+                    );
+                    let expected = model(&actor, action, &resource, *granted);
+                    decisions += 1;
+                    if decision.allowed != expected || decision.rule == "policy-error" {
+                        mismatches.push(format!("{principal} {action} {resource_spec} {granted:?}: model {expected}, got {decision:?}"));
+                    }
+                    if !decision.allowed && decision.rule != "no-permit" {
+                        assert!(
+                            ["no-role-escalation", "owners-grant-owners"]
+                                .contains(&decision.rule.as_str()),
+                            "{principal} {action} {resource_spec}: denied by {}",
+                            decision.rule
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {decisions} decisions differ from the model:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}

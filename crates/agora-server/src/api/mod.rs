@@ -1,0 +1,85 @@
+//! The JSON API under `/api/v1`. Every route is registered through utoipa's router, so the
+//! OpenAPI document and the routes come from the same annotations.
+
+mod audit;
+mod orgs;
+mod system;
+
+use serde::Deserialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ServerState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Agora API",
+        description = "Partners share data under protocols the engine enforces, decide together, and trade through one marketplace. \
+                       Errors are RFC 9457 problem documents; requests that create something accept an `Idempotency-Key`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "system", description = "Health, readiness, metrics and this document"),
+        (name = "organisations", description = "Organisations, members and API tokens"),
+        (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
+        (name = "events", description = "The event outbox, as a cursor-paginated feed"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("agora_…").build()),
+        );
+    }
+}
+
+/// Cursor pagination: pass the previous page's `next_cursor` to continue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// Where to continue, as given by the previous page.
+    pub cursor: Option<String>,
+    /// Items per page: 1 to `page_size_max` (200 by default).
+    pub limit: Option<u32>,
+}
+
+/// The API routes with their documentation.
+pub fn routes() -> OpenApiRouter<ServerState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi_json))
+        .routes(routes!(system::me))
+        .routes(routes!(orgs::create_org, orgs::list_orgs))
+        .routes(routes!(orgs::get_org, orgs::update_org))
+        .routes(routes!(orgs::approve_org))
+        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::remove_member))
+        .routes(routes!(orgs::list_tokens, orgs::create_token))
+        .routes(routes!(orgs::revoke_token))
+        .routes(routes!(audit::org_audit))
+        .routes(routes!(audit::org_audit_export))
+        .routes(routes!(audit::all_audit))
+        .routes(routes!(audit::chain))
+        .routes(routes!(audit::list_checkpoints, audit::create_checkpoint))
+        .routes(routes!(audit::public_key))
+        .routes(routes!(audit::org_events))
+}
+
+/// The OpenAPI document this server serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+

@@ -1,0 +1,231 @@
+//! Agora's metadata database: SQLite (the embedded default) and PostgreSQL behind one interface.
+//!
+//! Only this crate knows SQL of the metadata database. Both backends run the same statements
+//! through sqlx's `Any` driver (numbered `$1` parameters work on both); only the migrations differ,
+//! one folder per dialect. Reads go straight to the pool; every change goes through a [`WriteTx`],
+//! so that the change, its audit entry and its event commit together or not at all.
+
+mod audit;
+mod identity;
+mod outbox;
+
+use std::str::FromStr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use agora_domain::{Error, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use audit::AuditFilter;
+pub use identity::{SessionRecord, TokenAuthentication, TokenRecord, UserRecord};
+pub use outbox::IdempotencyClaim;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to reach the database and how much of it to use.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub database_url: String,
+    pub pool_connections_max: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+/// A pool of connections to the metadata database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time; writers queue here instead of spinning on `SQLITE_BUSY`.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: u32,
+    pub connections_max: u32,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+static INSTALL_DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connects, creating a SQLite file if it does not exist. Does not migrate.
+    pub async fn connect(options: &StoreOptions) -> Result<Self> {
+        INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = if options.database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if options.database_url.starts_with("postgres:") || options.database_url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::invalid(
+                "database_url",
+                "must start with sqlite: or postgres: (for example sqlite://agora-data/agora.db or postgres://user@host/agora)",
+            ));
+        };
+        let url = match backend {
+            Backend::Sqlite if !options.database_url.contains("mode=") => {
+                let separator = if options.database_url.contains('?') { '&' } else { '?' };
+                format!("{}{separator}mode=rwc", options.database_url)
+            }
+            _ => options.database_url.clone(),
+        };
+        let connect_options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::invalid("database_url", format!("cannot parse the database URL: {e}")))?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(options.pool_connections_max.max(1))
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
+        let pool_options = match backend {
+            Backend::Sqlite => pool_options.after_connect(|connection, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers go on while one writer commits; FULL makes every
+                    // acknowledged commit survive a power cut.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 5000",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *connection).await?;
+                    }
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => pool_options,
+        };
+        let pool = pool_options.connect_with(connect_options).await.map_err(|e| {
+            Error::Unavailable(format!("cannot connect to the database: {e}; check the URL and that the server is running"))
+        })?;
+        let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { pool, backend, write_lock })
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn open(options: &StoreOptions) -> Result<Self> {
+        let store = Self::connect(options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this build knows and the database has not seen.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::Internal(format!("database migration failed: {e}")))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            connections: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            connections_max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock first, then `BEGIN IMMEDIATE`,
+    /// so that a transaction never fails half-way because another writer got in between.
+    pub async fn write(&self) -> Result<WriteTx> {
+        let guard = match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(db_error)?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// A write transaction: everything done through it commits together, or not at all.
+///
+/// Dropping it without [`WriteTx::commit`] rolls it back.
+pub struct WriteTx {
+    // Field order matters: the transaction is dropped (rolled back) before the lock is released.
+    tx: sqlx::Transaction<'static, Any>,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(db_error)
+    }
+
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Maps a database failure to a category the caller can act on.
+pub(crate) fn db_error(error: sqlx::Error) -> Error {
+    match &error {
+        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+            Error::Conflict(format!("already exists ({})", database_error.message()))
+        }
+        sqlx::Error::Database(database_error) if database_error.is_foreign_key_violation() => {
+            Error::Conflict(format!("refers to something that does not exist ({})", database_error.message()))
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable(format!("the database is not answering: {error}"))
+        }
+        _ => Error::Internal(format!("database: {error}")),
+    }
+}
+
+/// Reads a text column and parses it into a domain type.
+pub(crate) fn column<T: FromStr<Err = Error>>(row: &AnyRow, name: &str) -> Result<T> {
+    let text: String = row.try_get(name).map_err(db_error)?;
+    text.parse().map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}")))
+}
+
+/// Reads a nullable text column and parses it into a domain type.
+pub(crate) fn optional_column<T: FromStr<Err = Error>>(row: &AnyRow, name: &str) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(name).map_err(db_error)?;
+    text.map(|text| text.parse().map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn get<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name).map_err(db_error)
+}
