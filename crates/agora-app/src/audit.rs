@@ -1,6 +1,8 @@
 //! Reading the audit log and the event feed, signed checkpoints, and verifying the chain.
 
-use agora_domain::audit::{AuditEntry, ChainBreak, ChainLink, ChainVerifier, Hash32, checkpoint_message};
+use agora_domain::audit::{
+    AuditEntry, ChainBreak, ChainLink, ChainVerifier, Hash32, checkpoint_message,
+};
 use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::event::Event;
 use agora_domain::model::Checkpoint;
@@ -28,7 +30,11 @@ const VERIFY_BATCH: u32 = 10_000;
 /// Verifies the whole chain in the database: every entry's hash and link, that the head
 /// matches the last entry (nothing cut from the end), and every stored checkpoint's signature
 /// and place in the chain. Reads in batches, so memory stays flat whatever the log's length.
-pub async fn verify_chain(store: &Store, public_key_hex: &str, progress: VerifyProgress<'_>) -> Result<Result<ChainReport, ChainBreak>> {
+pub async fn verify_chain(
+    store: &Store,
+    public_key_hex: &str,
+    progress: VerifyProgress<'_>,
+) -> Result<Result<ChainReport, ChainBreak>> {
     let (head_seq, head_hash) = store.audit_head().await?;
     let mut checkpoints = store.checkpoints(None, u32::MAX).await?;
     checkpoints.sort_by_key(|checkpoint| checkpoint.seq);
@@ -36,7 +42,13 @@ pub async fn verify_chain(store: &Store, public_key_hex: &str, progress: VerifyP
     let mut checkpoints_checked = 0;
     let mut verifier = ChainVerifier::from_genesis();
     loop {
-        let batch = store.audit_entries(AuditFilter { org_id: None, after_seq: verifier.last_seq(), limit: VERIFY_BATCH }).await?;
+        let batch = store
+            .audit_entries(AuditFilter {
+                org_id: None,
+                after_seq: verifier.last_seq(),
+                limit: VERIFY_BATCH,
+            })
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -44,12 +56,19 @@ pub async fn verify_chain(store: &Store, public_key_hex: &str, progress: VerifyP
             if let Err(chain_break) = verifier.push_entry(entry) {
                 return Ok(Err(chain_break));
             }
-            while let Some(checkpoint) = pending_checkpoints.next_if(|checkpoint| checkpoint.seq <= entry.seq) {
+            while let Some(checkpoint) =
+                pending_checkpoints.next_if(|checkpoint| checkpoint.seq <= entry.seq)
+            {
                 if checkpoint.seq != entry.seq || checkpoint.head_hash != entry.entry_hash {
-                    return Ok(Err(ChainBreak::Unlinked { seq: checkpoint.seq.max(1) }));
+                    return Ok(Err(ChainBreak::Unlinked {
+                        seq: checkpoint.seq.max(1),
+                    }));
                 }
-                let message = checkpoint_message(checkpoint.seq, &checkpoint.head_hash, checkpoint.at);
-                if checkpoint.key_id != public_key_hex || !verify_signature(&checkpoint.key_id, &message, &checkpoint.signature) {
+                let message =
+                    checkpoint_message(checkpoint.seq, &checkpoint.head_hash, checkpoint.at);
+                if checkpoint.key_id != public_key_hex
+                    || !verify_signature(&checkpoint.key_id, &message, &checkpoint.signature)
+                {
                     return Err(Error::Conflict(format!(
                         "the checkpoint at entry {} is not signed by this instance's key",
                         checkpoint.seq
@@ -61,15 +80,25 @@ pub async fn verify_chain(store: &Store, public_key_hex: &str, progress: VerifyP
         progress(verifier.last_seq(), head_seq);
     }
     if verifier.last_seq() != head_seq {
-        return Ok(Err(ChainBreak::Missing { expected: verifier.last_seq() + 1, found: head_seq }));
+        return Ok(Err(ChainBreak::Missing {
+            expected: verifier.last_seq() + 1,
+            found: head_seq,
+        }));
     }
     if verifier.head() != head_hash {
         return Ok(Err(ChainBreak::Edited { seq: head_seq }));
     }
     if let Some(checkpoint) = pending_checkpoints.next() {
-        return Ok(Err(ChainBreak::Missing { expected: verifier.last_seq() + 1, found: checkpoint.seq }));
+        return Ok(Err(ChainBreak::Missing {
+            expected: verifier.last_seq() + 1,
+            found: checkpoint.seq,
+        }));
     }
-    Ok(Ok(ChainReport { entries: verifier.last_seq(), head: verifier.head(), checkpoints_checked }))
+    Ok(Ok(ChainReport {
+        entries: verifier.last_seq(),
+        head: verifier.head(),
+        checkpoints_checked,
+    }))
 }
 
 impl App {
@@ -82,55 +111,134 @@ impl App {
         limit: Option<u32>,
     ) -> Result<Page<AuditEntry>> {
         match org_id {
-            Some(org_id) => self.authorize(call, Action::AuditRead, &Resource::Organisation(org_id), &Context::default()).await?,
-            None => self.authorize(call, Action::AuditReadAll, &Resource::Instance, &Context::default()).await?,
+            Some(org_id) => {
+                self.authorize(
+                    call,
+                    Action::AuditRead,
+                    &Resource::Organisation(org_id),
+                    &Context::default(),
+                )
+                .await?
+            }
+            None => {
+                self.authorize(
+                    call,
+                    Action::AuditReadAll,
+                    &Resource::Instance,
+                    &Context::default(),
+                )
+                .await?
+            }
         }
         let limit = self.page_limit(limit)?;
         let after_seq = parse_seq_cursor(cursor)?;
-        let entries = self.store().audit_entries(AuditFilter { org_id, after_seq, limit: limit + 1 }).await?;
-        Ok(Page::from_overfetch(entries, limit, |entry| entry.seq.to_string()))
+        let entries = self
+            .store()
+            .audit_entries(AuditFilter {
+                org_id,
+                after_seq,
+                limit: limit + 1,
+            })
+            .await?;
+        Ok(Page::from_overfetch(entries, limit, |entry| {
+            entry.seq.to_string()
+        }))
     }
 
     /// The chain without contents: every party may check it, and check its own entries against it.
-    pub async fn audit_chain(&self, call: &Call<'_>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<ChainLink>> {
-        self.authorize(call, Action::AuditChainRead, &Resource::Instance, &Context::default()).await?;
+    pub async fn audit_chain(
+        &self,
+        call: &Call<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<ChainLink>> {
+        self.authorize(
+            call,
+            Action::AuditChainRead,
+            &Resource::Instance,
+            &Context::default(),
+        )
+        .await?;
         let limit = match limit {
             // Verifiers read the chain in big pages; the entries are small.
-            Some(limit) if limit > 10_000 => return Err(Error::invalid("limit", "must be at most 10000 for the chain")),
+            Some(limit) if limit > 10_000 => {
+                return Err(Error::invalid(
+                    "limit",
+                    "must be at most 10000 for the chain",
+                ));
+            }
             Some(0) => return Err(Error::invalid("limit", "must be at least 1")),
             Some(limit) => limit,
             None => 1_000,
         };
         let after_seq = parse_seq_cursor(cursor)?;
-        let entries = self.store().audit_entries(AuditFilter { org_id: None, after_seq, limit: limit + 1 }).await?;
+        let entries = self
+            .store()
+            .audit_entries(AuditFilter {
+                org_id: None,
+                after_seq,
+                limit: limit + 1,
+            })
+            .await?;
         let links = entries.iter().map(AuditEntry::link).collect();
-        Ok(Page::from_overfetch(links, limit, |link: &ChainLink| link.seq.to_string()))
+        Ok(Page::from_overfetch(links, limit, |link: &ChainLink| {
+            link.seq.to_string()
+        }))
     }
 
-    pub async fn checkpoints(&self, call: &Call<'_>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Checkpoint>> {
-        self.authorize(call, Action::AuditChainRead, &Resource::Instance, &Context::default()).await?;
+    pub async fn checkpoints(
+        &self,
+        call: &Call<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Checkpoint>> {
+        self.authorize(
+            call,
+            Action::AuditChainRead,
+            &Resource::Instance,
+            &Context::default(),
+        )
+        .await?;
         let limit = self.page_limit(limit)?;
-        let before = cursor.map(|cursor| parse_seq_cursor(Some(cursor))).transpose()?;
+        let before = cursor
+            .map(|cursor| parse_seq_cursor(Some(cursor)))
+            .transpose()?;
         let checkpoints = self.store().checkpoints(before, limit + 1).await?;
-        Ok(Page::from_overfetch(checkpoints, limit, |checkpoint| checkpoint.seq.to_string()))
+        Ok(Page::from_overfetch(checkpoints, limit, |checkpoint| {
+            checkpoint.seq.to_string()
+        }))
     }
 
     /// Signs the current head of the chain. Returns the existing checkpoint if the head did not move.
     pub async fn create_checkpoint(&self, call: &Call<'_>) -> Result<Checkpoint> {
         let action = Action::AuditCheckpoint;
-        self.authorize(call, action, &Resource::Instance, &Context::default()).await?;
+        self.authorize(call, action, &Resource::Instance, &Context::default())
+            .await?;
         let mut tx = self.store().write().await?;
         // The checkpoint's own audit entry comes first, so that the checkpoint covers it.
         let resource = Resource::Instance;
-        let record = crate::audit_record(call, action.as_str(), &resource, agora_domain::audit::Outcome::Succeeded, &serde_json::json!({}));
+        let record = crate::audit_record(
+            call,
+            action.as_str(),
+            &resource,
+            agora_domain::audit::Outcome::Succeeded,
+            &serde_json::json!({}),
+        );
         tx.append_audit(&record).await?;
         let (seq, head_hash) = tx.audit_head().await?;
         let at = Timestamp::now();
         let signature = self.key().sign(&checkpoint_message(seq, &head_hash, at));
-        let checkpoint = Checkpoint { seq, head_hash, at, key_id: self.key().public_hex(), signature: hex::encode(signature) };
+        let checkpoint = Checkpoint {
+            seq,
+            head_hash,
+            at,
+            key_id: self.key().public_hex(),
+            signature: hex::encode(signature),
+        };
         tx.insert_checkpoint(&checkpoint, &signature).await?;
         let data = serde_json::json!({ "seq": seq, "head_hash": head_hash });
-        tx.insert_event(&crate::event("audit.checkpointed", seq, None, data), at).await?;
+        tx.insert_event(&crate::event("audit.checkpointed", seq, None, data), at)
+            .await?;
         tx.commit().await?;
         Ok(checkpoint)
     }
@@ -139,28 +247,53 @@ impl App {
     pub async fn checkpoint_if_moved(&self) -> Result<Option<Checkpoint>> {
         let (head_seq, _) = self.store().audit_head().await?;
         let last = self.store().checkpoints(None, 1).await?;
-        if last.first().is_some_and(|checkpoint| checkpoint.seq + 1 >= head_seq) || head_seq == 0 {
+        if last
+            .first()
+            .is_some_and(|checkpoint| checkpoint.seq + 1 >= head_seq)
+            || head_seq == 0
+        {
             return Ok(None);
         }
         let system = agora_domain::Actor::system();
-        self.create_checkpoint(&Call::new(&system, agora_domain::RequestId::new())).await.map(Some)
+        self.create_checkpoint(&Call::new(&system, agora_domain::RequestId::new()))
+            .await
+            .map(Some)
     }
 
     /// Events in one organisation's feed, after the cursor.
-    pub async fn events(&self, call: &Call<'_>, org_id: OrgId, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Event>> {
-        self.authorize(call, Action::EventRead, &Resource::Organisation(org_id), &Context::default()).await?;
+    pub async fn events(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Event>> {
+        self.authorize(
+            call,
+            Action::EventRead,
+            &Resource::Organisation(org_id),
+            &Context::default(),
+        )
+        .await?;
         let limit = self.page_limit(limit)?;
         let after_seq = parse_seq_cursor(cursor)?;
-        let events = self.store().events(Some(org_id), after_seq, limit + 1).await?;
-        Ok(Page::from_overfetch(events, limit, |event| event.seq.to_string()))
+        let events = self
+            .store()
+            .events(Some(org_id), after_seq, limit + 1)
+            .await?;
+        Ok(Page::from_overfetch(events, limit, |event| {
+            event.seq.to_string()
+        }))
     }
 
     /// Verifies the chain in this instance's database with its own key.
-    pub async fn verify_chain(&self, progress: VerifyProgress<'_>) -> Result<Result<ChainReport, ChainBreak>> {
+    pub async fn verify_chain(
+        &self,
+        progress: VerifyProgress<'_>,
+    ) -> Result<Result<ChainReport, ChainBreak>> {
         verify_chain(self.store(), &self.key().public_hex(), progress).await
     }
 }
-
 
 fn parse_seq_cursor(cursor: Option<&str>) -> Result<i64> {
     match cursor {

@@ -41,11 +41,18 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn new(actor: &'a Actor, request_id: RequestId) -> Self {
-        Self { actor, request_id, idempotency_key: None }
+        Self {
+            actor,
+            request_id,
+            idempotency_key: None,
+        }
     }
 
     pub fn with_idempotency_key(self, key: Option<&'a str>) -> Self {
-        Self { idempotency_key: key, ..self }
+        Self {
+            idempotency_key: key,
+            ..self
+        }
     }
 }
 
@@ -63,7 +70,11 @@ impl<T> Page<T> {
     fn from_overfetch(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Self {
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
-        let next_cursor = if more { items.last().map(cursor_of) } else { None };
+        let next_cursor = if more {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
         Self { items, next_cursor }
     }
 }
@@ -103,7 +114,14 @@ struct Done<'a> {
 
 impl App {
     pub fn new(store: Store, authorizer: Authorizer, config: AppConfig, key: InstanceKey) -> Self {
-        Self { inner: Arc::new(Inner { store, authorizer, config, key }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                authorizer,
+                config,
+                key,
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -119,13 +137,23 @@ impl App {
     }
 
     /// Decides `action` on `resource`; a refusal is audited and returned as `Forbidden` naming the rule.
-    async fn authorize(&self, call: &Call<'_>, action: Action, resource: &Resource, context: &Context) -> Result<()> {
-        let decision = self.inner.authorizer.decide(call.actor, action, resource, context);
+    async fn authorize(
+        &self,
+        call: &Call<'_>,
+        action: Action,
+        resource: &Resource,
+        context: &Context,
+    ) -> Result<()> {
+        let decision = self
+            .inner
+            .authorizer
+            .decide(call.actor, action, resource, context);
         if decision.allowed {
             return Ok(());
         }
         let detail = serde_json::json!({ "rule": decision.rule, "reason": decision.message });
-        self.audit_alone(call, action, resource, Outcome::Denied, detail).await?;
+        self.audit_alone(call, action, resource, Outcome::Denied, detail)
+            .await?;
         Err(Error::forbidden(decision.rule, decision.message))
     }
 
@@ -139,19 +167,35 @@ impl App {
         detail: serde_json::Value,
     ) -> Result<()> {
         let mut tx = self.inner.store.write().await?;
-        tx.append_audit(&audit_record(call, action.as_str(), resource, outcome, &detail)).await?;
+        tx.append_audit(&audit_record(
+            call,
+            action.as_str(),
+            resource,
+            outcome,
+            &detail,
+        ))
+        .await?;
         tx.commit().await
     }
 
     /// Passes a result through, auditing it as failed if it is a domain refusal after authorization.
-    async fn audited<T>(&self, call: &Call<'_>, action: Action, resource: &Resource, result: Result<T>) -> Result<T> {
+    async fn audited<T>(
+        &self,
+        call: &Call<'_>,
+        action: Action,
+        resource: &Resource,
+        result: Result<T>,
+    ) -> Result<T> {
         if let Err(error) = &result {
             let outcome = match error {
                 Error::Forbidden { .. } => Outcome::Denied,
                 _ => Outcome::Failed,
             };
             let detail = serde_json::json!({ "error": error.kind(), "reason": error.to_string() });
-            if let Err(audit_error) = self.audit_alone(call, action, resource, outcome, detail).await {
+            if let Err(audit_error) = self
+                .audit_alone(call, action, resource, outcome, detail)
+                .await
+            {
                 tracing::error!(%audit_error, "could not audit a failed action");
             }
         }
@@ -159,26 +203,46 @@ impl App {
     }
 
     /// Begins a write, or finds that this idempotency key already did it and returns that result.
-    async fn begin<I: Serialize, T: DeserializeOwned>(&self, call: &Call<'_>, action: Action, input: &I) -> Result<Begun<T>> {
+    async fn begin<I: Serialize, T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        action: Action,
+        input: &I,
+    ) -> Result<Begun<T>> {
         let mut tx = self.inner.store.write().await?;
         let Some(key) = call.idempotency_key else {
             return Ok(Begun::Fresh(tx, None));
         };
         if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Error::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
         }
         let scope = format!("{}:{}", call.actor.credential.describe(), action.as_str());
-        let request = serde_json::to_vec(input).map_err(|e| Error::Internal(format!("request hash: {e}")))?;
+        let request =
+            serde_json::to_vec(input).map_err(|e| Error::Internal(format!("request hash: {e}")))?;
         let request_hash = Sha256::digest(&request);
         match tx.claim_idempotency_key(&scope, key, &request_hash).await? {
-            IdempotencyClaim::Claimed => Ok(Begun::Fresh(tx, Some(IdempotencyScope { scope, key: key.to_owned() }))),
-            IdempotencyClaim::Replay { request_hash: earlier, response } => {
+            IdempotencyClaim::Claimed => Ok(Begun::Fresh(
+                tx,
+                Some(IdempotencyScope {
+                    scope,
+                    key: key.to_owned(),
+                }),
+            )),
+            IdempotencyClaim::Replay {
+                request_hash: earlier,
+                response,
+            } => {
                 if earlier != request_hash.as_slice() {
                     return Err(Error::Unprocessable(
                         "this Idempotency-Key was used with a different request body; use a new key for a new request".into(),
                     ));
                 }
-                serde_json::from_str(&response).map(Begun::Replay).map_err(|e| Error::Internal(format!("stored response: {e}")))
+                serde_json::from_str(&response)
+                    .map(Begun::Replay)
+                    .map_err(|e| Error::Internal(format!("stored response: {e}")))
             }
         }
     }
@@ -193,10 +257,17 @@ impl App {
         response: &T,
     ) -> Result<()> {
         if let Some(IdempotencyScope { scope, key }) = idempotency {
-            let text = serde_json::to_string(response).map_err(|e| Error::Internal(format!("response: {e}")))?;
+            let text = serde_json::to_string(response)
+                .map_err(|e| Error::Internal(format!("response: {e}")))?;
             tx.complete_idempotency_key(&scope, &key, &text).await?;
         }
-        let record = audit_record(call, done.action, done.resource, Outcome::Succeeded, &done.detail);
+        let record = audit_record(
+            call,
+            done.action,
+            done.resource,
+            Outcome::Succeeded,
+            &done.detail,
+        );
         let at = record.at;
         tx.append_audit(&record).await?;
         for event in &done.events {
@@ -210,13 +281,22 @@ impl App {
         match requested {
             None => Ok(self.inner.config.page_size_default.min(max)),
             Some(0) => Err(Error::invalid("limit", "must be at least 1")),
-            Some(limit) if limit > max => Err(Error::invalid("limit", format!("must be at most {max} (page_size_max)"))),
+            Some(limit) if limit > max => Err(Error::invalid(
+                "limit",
+                format!("must be at most {max} (page_size_max)"),
+            )),
             Some(limit) => Ok(limit),
         }
     }
 }
 
-fn audit_record(call: &Call<'_>, action: &str, resource: &Resource, outcome: Outcome, detail: &serde_json::Value) -> AuditRecord {
+fn audit_record(
+    call: &Call<'_>,
+    action: &str,
+    resource: &Resource,
+    outcome: Outcome,
+    detail: &serde_json::Value,
+) -> AuditRecord {
     AuditRecord {
         at: Timestamp::now(),
         request_id: Some(call.request_id),
@@ -232,6 +312,16 @@ fn audit_record(call: &Call<'_>, action: &str, resource: &Resource, outcome: Out
     }
 }
 
-fn event(event_type: &'static str, subject: impl ToString, org_id: Option<OrgId>, data: serde_json::Value) -> NewEvent {
-    NewEvent { event_type, subject: subject.to_string(), org_id, data }
+fn event(
+    event_type: &'static str,
+    subject: impl ToString,
+    org_id: Option<OrgId>,
+    data: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        event_type,
+        subject: subject.to_string(),
+        org_id,
+        data,
+    }
 }

@@ -2,7 +2,9 @@
 
 use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::model::{ApiToken, Member, OrgKind, OrgStatus, Organisation, User};
-use agora_domain::{Email, Error, OrgId, OrgName, Password, PersonName, Result, Role, Timestamp, TokenId, UserId};
+use agora_domain::{
+    Email, Error, OrgId, OrgName, Password, PersonName, Result, Role, Timestamp, TokenId, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::SigninLink;
@@ -84,23 +86,32 @@ pub const TOKEN_EXPIRY_DAYS_MAX: u32 = 3650;
 impl App {
     pub async fn create_org(&self, call: &Call<'_>, input: CreateOrg) -> Result<Organisation> {
         let action = Action::OrgCreate;
-        self.authorize(call, action, &Resource::Instance, &Context::default()).await?;
+        self.authorize(call, action, &Resource::Instance, &Context::default())
+            .await?;
         let result = async {
             let (tx, idempotency) = match self.begin(call, action, &input).await? {
                 Begun::Replay(org) => return Ok(org),
                 Begun::Fresh(tx, idempotency) => (tx, idempotency),
             };
             let mut tx = tx;
-            let by_operator = call.actor.acting.is_some_and(|acting| acting.is_operator) || call.actor.is_system();
+            let by_operator = call.actor.acting.is_some_and(|acting| acting.is_operator)
+                || call.actor.is_system();
             let status = match self.config().admission {
                 Admission::Approval if !by_operator => OrgStatus::Pending,
                 _ => OrgStatus::Active,
             };
             let now = Timestamp::now();
-            let org = Organisation { id: OrgId::new(), name: input.name.clone(), kind: OrgKind::Partner, status, created_at: now };
+            let org = Organisation {
+                id: OrgId::new(),
+                name: input.name.clone(),
+                kind: OrgKind::Partner,
+                status,
+                created_at: now,
+            };
             tx.insert_org(&org).await?;
             if let Some(user_id) = call.actor.user_id {
-                tx.upsert_membership(org.id, user_id, Role::Owner, now).await?;
+                tx.upsert_membership(org.id, user_id, Role::Owner, now)
+                    .await?;
             }
             let resource = Resource::Organisation(org.id);
             let data = serde_json::json!({ "name": org.name.as_str(), "status": org.status });
@@ -114,34 +125,67 @@ impl App {
             Ok(org)
         }
         .await;
-        self.audited(call, action, &Resource::Instance, result).await
+        self.audited(call, action, &Resource::Instance, result)
+            .await
     }
 
     pub async fn org(&self, call: &Call<'_>, org_id: OrgId) -> Result<Organisation> {
         let resource = Resource::Organisation(org_id);
-        self.authorize(call, Action::OrgRead, &resource, &Context::default()).await?;
-        self.store().org(org_id).await?.ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
+        self.authorize(call, Action::OrgRead, &resource, &Context::default())
+            .await?;
+        self.store()
+            .org(org_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
     }
 
-    pub async fn orgs(&self, call: &Call<'_>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Organisation>> {
-        self.authorize(call, Action::OrgList, &Resource::Instance, &Context::default()).await?;
+    pub async fn orgs(
+        &self,
+        call: &Call<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Organisation>> {
+        self.authorize(
+            call,
+            Action::OrgList,
+            &Resource::Instance,
+            &Context::default(),
+        )
+        .await?;
         let limit = self.page_limit(limit)?;
-        let after = cursor.map(|cursor| cursor.parse::<OrgId>()).transpose().map_err(|_| invalid_cursor())?;
+        let after = cursor
+            .map(|cursor| cursor.parse::<OrgId>())
+            .transpose()
+            .map_err(|_| invalid_cursor())?;
         let orgs = self.store().orgs(after, limit + 1).await?;
         Ok(Page::from_overfetch(orgs, limit, |org| org.id.to_string()))
     }
 
-    pub async fn update_org(&self, call: &Call<'_>, org_id: OrgId, input: UpdateOrg) -> Result<Organisation> {
+    pub async fn update_org(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        input: UpdateOrg,
+    ) -> Result<Organisation> {
         let action = Action::OrgUpdate;
         let resource = Resource::Organisation(org_id);
-        self.authorize(call, action, &resource, &Context::default()).await?;
+        self.authorize(call, action, &resource, &Context::default())
+            .await?;
         let result = async {
             let mut tx = self.store().write().await?;
             tx.rename_org(org_id, &input.name).await?;
             let data = serde_json::json!({ "name": input.name.as_str() });
-            let done = Done { action: action.as_str(), resource: &resource, detail: data.clone(), events: vec![event("org.updated", org_id, Some(org_id), data)] };
+            let done = Done {
+                action: action.as_str(),
+                resource: &resource,
+                detail: data.clone(),
+                events: vec![event("org.updated", org_id, Some(org_id), data)],
+            };
             self.commit(tx, None, call, done, &()).await?;
-            self.store().org(org_id).await?.ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
+            self.store()
+                .org(org_id)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
         }
         .await;
         self.audited(call, action, &resource, result).await
@@ -151,7 +195,8 @@ impl App {
     pub async fn approve_org(&self, call: &Call<'_>, org_id: OrgId) -> Result<Organisation> {
         let action = Action::OrgApprove;
         let resource = Resource::Organisation(org_id);
-        self.authorize(call, action, &resource, &Context::default()).await?;
+        self.authorize(call, action, &resource, &Context::default())
+            .await?;
         let result = async {
             let mut tx = self.store().write().await?;
             tx.set_org_status(org_id, OrgStatus::Active).await?;
@@ -159,33 +204,73 @@ impl App {
                 action: action.as_str(),
                 resource: &resource,
                 detail: serde_json::json!({}),
-                events: vec![event("org.approved", org_id, Some(org_id), serde_json::json!({}))],
+                events: vec![event(
+                    "org.approved",
+                    org_id,
+                    Some(org_id),
+                    serde_json::json!({}),
+                )],
             };
             self.commit(tx, None, call, done, &()).await?;
-            self.store().org(org_id).await?.ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
+            self.store()
+                .org(org_id)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
         }
         .await;
         self.audited(call, action, &resource, result).await
     }
 
-    pub async fn members(&self, call: &Call<'_>, org_id: OrgId, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Member>> {
-        self.authorize(call, Action::MemberList, &Resource::Organisation(org_id), &Context::default()).await?;
+    pub async fn members(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Member>> {
+        self.authorize(
+            call,
+            Action::MemberList,
+            &Resource::Organisation(org_id),
+            &Context::default(),
+        )
+        .await?;
         let limit = self.page_limit(limit)?;
-        let after = cursor.map(|cursor| cursor.parse::<UserId>()).transpose().map_err(|_| invalid_cursor())?;
+        let after = cursor
+            .map(|cursor| cursor.parse::<UserId>())
+            .transpose()
+            .map_err(|_| invalid_cursor())?;
         let members = self.store().members(org_id, after, limit + 1).await?;
-        Ok(Page::from_overfetch(members, limit, |member| member.user_id.to_string()))
+        Ok(Page::from_overfetch(members, limit, |member| {
+            member.user_id.to_string()
+        }))
     }
 
     /// Adds a user to an organisation (creating the user if the e-mail is new), or changes their role.
-    pub async fn add_member(&self, call: &Call<'_>, org_id: OrgId, input: NewMember) -> Result<MemberAdded> {
+    pub async fn add_member(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        input: NewMember,
+    ) -> Result<MemberAdded> {
         let action = Action::MemberAdd;
         let resource = Resource::Organisation(org_id);
-        let context = Context { granted_role: Some(input.role) };
+        let context = Context {
+            granted_role: Some(input.role),
+        };
         self.authorize(call, action, &resource, &context).await?;
         if input.password.is_some() && !call.actor.is_system() {
-            return Err(Error::invalid("password", "only the instance sets passwords for others; new members get a sign-in link"));
+            return Err(Error::invalid(
+                "password",
+                "only the instance sets passwords for others; new members get a sign-in link",
+            ));
         }
-        let key = NewMemberKey { org_id, email: &input.email, role: input.role, display_name: input.display_name.as_ref() };
+        let key = NewMemberKey {
+            org_id,
+            email: &input.email,
+            role: input.role,
+            display_name: input.display_name.as_ref(),
+        };
         let result = async {
             let (mut tx, idempotency) = match self.begin(call, action, &key).await? {
                 Begun::Replay(added) => return Ok(added),
@@ -198,16 +283,25 @@ impl App {
                 None => {
                     let display_name = match &input.display_name {
                         Some(name) => name.clone(),
-                        None => PersonName::parse(input.email.as_str().split('@').next().unwrap_or("member"))?,
+                        None => PersonName::parse(
+                            input.email.as_str().split('@').next().unwrap_or("member"),
+                        )?,
                     };
-                    let user = User { id: UserId::new(), email: input.email.clone(), display_name, created_at: now };
+                    let user = User {
+                        id: UserId::new(),
+                        email: input.email.clone(),
+                        display_name,
+                        created_at: now,
+                    };
                     let hash = match &input.password {
                         Some(password) => {
                             let password = password.clone();
                             Some(
-                                tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-                                    .await
-                                    .map_err(|e| Error::Internal(format!("password hashing: {e}")))??,
+                                tokio::task::spawn_blocking(move || {
+                                    secrets::hash_password(&password)
+                                })
+                                .await
+                                .map_err(|e| Error::Internal(format!("password hashing: {e}")))??,
                             )
                         }
                         None => None,
@@ -219,14 +313,32 @@ impl App {
                     user
                 }
             };
-            tx.upsert_membership(org_id, user.id, input.role, now).await?;
+            tx.upsert_membership(org_id, user.id, input.role, now)
+                .await?;
             if tx.owner_count(org_id).await? == 0 {
-                return Err(Error::Conflict("an organisation keeps at least one owner; make someone else owner first".into()));
+                return Err(Error::Conflict(
+                    "an organisation keeps at least one owner; make someone else owner first"
+                        .into(),
+                ));
             }
-            let member = Member { user_id: user.id, email: user.email, display_name: user.display_name, role: input.role, since: now };
+            let member = Member {
+                user_id: user.id,
+                email: user.email,
+                display_name: user.display_name,
+                role: input.role,
+                since: now,
+            };
             let data = serde_json::json!({ "user_id": member.user_id, "role": member.role });
-            let done = Done { action: action.as_str(), resource: &resource, detail: data.clone(), events: vec![event("member.added", member.user_id, Some(org_id), data)] };
-            let added = MemberAdded { member, signin_link };
+            let done = Done {
+                action: action.as_str(),
+                resource: &resource,
+                detail: data.clone(),
+                events: vec![event("member.added", member.user_id, Some(org_id), data)],
+            };
+            let added = MemberAdded {
+                member,
+                signin_link,
+            };
             self.commit(tx, idempotency, call, done, &added).await?;
             Ok(added)
         }
@@ -234,18 +346,32 @@ impl App {
         self.audited(call, action, &resource, result).await
     }
 
-    pub async fn remove_member(&self, call: &Call<'_>, org_id: OrgId, user_id: UserId) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        user_id: UserId,
+    ) -> Result<()> {
         let action = Action::MemberRemove;
         let resource = Resource::Organisation(org_id);
-        self.authorize(call, action, &resource, &Context::default()).await?;
+        self.authorize(call, action, &resource, &Context::default())
+            .await?;
         let result = async {
             let mut tx = self.store().write().await?;
             tx.delete_membership(org_id, user_id).await?;
             if tx.owner_count(org_id).await? == 0 {
-                return Err(Error::Conflict("an organisation keeps at least one owner; make someone else owner first".into()));
+                return Err(Error::Conflict(
+                    "an organisation keeps at least one owner; make someone else owner first"
+                        .into(),
+                ));
             }
             let data = serde_json::json!({ "user_id": user_id });
-            let done = Done { action: action.as_str(), resource: &resource, detail: data.clone(), events: vec![event("member.removed", user_id, Some(org_id), data)] };
+            let done = Done {
+                action: action.as_str(),
+                resource: &resource,
+                detail: data.clone(),
+                events: vec![event("member.removed", user_id, Some(org_id), data)],
+            };
             self.commit(tx, None, call, done, &()).await
         }
         .await;
@@ -256,10 +382,17 @@ impl App {
     ///
     /// A replay with the same Idempotency-Key returns the token's record without the secret,
     /// since the secret is never stored.
-    pub async fn create_token(&self, call: &Call<'_>, org_id: OrgId, input: CreateToken) -> Result<CreatedToken> {
+    pub async fn create_token(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        input: CreateToken,
+    ) -> Result<CreatedToken> {
         let action = Action::TokenCreate;
         let resource = Resource::Organisation(org_id);
-        let context = Context { granted_role: Some(input.role) };
+        let context = Context {
+            granted_role: Some(input.role),
+        };
         self.authorize(call, action, &resource, &context).await?;
         let result = async {
             let name = input.name.trim();
@@ -311,26 +444,60 @@ impl App {
         self.audited(call, action, &resource, result).await
     }
 
-    pub async fn tokens(&self, call: &Call<'_>, org_id: OrgId, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<ApiToken>> {
-        self.authorize(call, Action::TokenList, &Resource::Organisation(org_id), &Context::default()).await?;
+    pub async fn tokens(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<ApiToken>> {
+        self.authorize(
+            call,
+            Action::TokenList,
+            &Resource::Organisation(org_id),
+            &Context::default(),
+        )
+        .await?;
         let limit = self.page_limit(limit)?;
-        let after = cursor.map(|cursor| cursor.parse::<TokenId>()).transpose().map_err(|_| invalid_cursor())?;
+        let after = cursor
+            .map(|cursor| cursor.parse::<TokenId>())
+            .transpose()
+            .map_err(|_| invalid_cursor())?;
         let tokens = self.store().tokens(org_id, after, limit + 1).await?;
-        Ok(Page::from_overfetch(tokens, limit, |token| token.id.to_string()))
+        Ok(Page::from_overfetch(tokens, limit, |token| {
+            token.id.to_string()
+        }))
     }
 
     pub async fn revoke_token(&self, call: &Call<'_>, token_id: TokenId) -> Result<ApiToken> {
-        let token = self.store().token(token_id).await?.ok_or_else(|| Error::not_found(format!("token {token_id}")))?;
+        let token = self
+            .store()
+            .token(token_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("token {token_id}")))?;
         let action = Action::TokenRevoke;
-        let resource = Resource::Token { id: token.id, org_id: token.org_id, owner: token.user_id };
-        self.authorize(call, action, &resource, &Context::default()).await?;
+        let resource = Resource::Token {
+            id: token.id,
+            org_id: token.org_id,
+            owner: token.user_id,
+        };
+        self.authorize(call, action, &resource, &Context::default())
+            .await?;
         let result = async {
             let mut tx = self.store().write().await?;
             tx.revoke_token(token_id, Timestamp::now()).await?;
             let data = serde_json::json!({ "token_id": token_id, "prefix": token.prefix });
-            let done = Done { action: action.as_str(), resource: &resource, detail: data.clone(), events: vec![event("token.revoked", token_id, Some(token.org_id), data)] };
+            let done = Done {
+                action: action.as_str(),
+                resource: &resource,
+                detail: data.clone(),
+                events: vec![event("token.revoked", token_id, Some(token.org_id), data)],
+            };
             self.commit(tx, None, call, done, &()).await?;
-            self.store().token(token_id).await?.ok_or_else(|| Error::not_found(format!("token {token_id}")))
+            self.store()
+                .token(token_id)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("token {token_id}")))
         }
         .await;
         self.audited(call, action, &resource, result).await

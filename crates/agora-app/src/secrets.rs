@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use agora_domain::{Error, Password, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
 use rand::rngs::OsRng;
@@ -74,15 +74,19 @@ pub fn hash_password(password: &Password) -> Result<String> {
 
 /// Checks a password against a stored Argon2id hash; a malformed hash never matches.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
-    PasswordHash::new(stored_hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored_hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// A hash to verify against when the user does not exist, so that timing does not tell.
 pub fn decoy_password_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
-        let password = Password::parse("decoy password that never matches").expect("the decoy is long enough");
+        let password =
+            Password::parse("decoy password that never matches").expect("the decoy is long enough");
         hash_password(&password).expect("hashing a fixed password works")
     })
 }
@@ -95,32 +99,48 @@ pub struct InstanceKey {
 
 impl std::fmt::Debug for InstanceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceKey").field("public", &self.public_hex()).finish_non_exhaustive()
+        f.debug_struct("InstanceKey")
+            .field("public", &self.public_hex())
+            .finish_non_exhaustive()
     }
 }
 
 impl InstanceKey {
     pub fn generate() -> Self {
-        Self { signing: SigningKey::generate(&mut OsRng) }
+        Self {
+            signing: SigningKey::generate(&mut OsRng),
+        }
     }
 
     /// Reads the key from `path`, or creates it there (readable by the owner only) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim())
-                    .map_err(|_| Error::invalid("instance key", format!("{} is not hexadecimal", path.display())))?;
-                let seed: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| Error::invalid("instance key", format!("{} must hold 32 bytes", path.display())))?;
-                Ok(Self { signing: SigningKey::from_bytes(&seed) })
+                let bytes = hex::decode(text.trim()).map_err(|_| {
+                    Error::invalid(
+                        "instance key",
+                        format!("{} is not hexadecimal", path.display()),
+                    )
+                })?;
+                let seed: [u8; 32] = bytes.try_into().map_err(|_| {
+                    Error::invalid(
+                        "instance key",
+                        format!("{} must hold 32 bytes", path.display()),
+                    )
+                })?;
+                Ok(Self {
+                    signing: SigningKey::from_bytes(&seed),
+                })
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
                 write_private(path, &hex::encode(key.signing.to_bytes()))?;
                 Ok(key)
             }
-            Err(error) => Err(Error::Unavailable(format!("cannot read {}: {error}", path.display()))),
+            Err(error) => Err(Error::Unavailable(format!(
+                "cannot read {}: {error}",
+                path.display()
+            ))),
         }
     }
 
@@ -135,11 +155,21 @@ impl InstanceKey {
 
 /// Checks an Ed25519 signature given hex of the public key and of the signature.
 pub fn verify_signature(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
-    let Ok(public) = hex::decode(public_hex) else { return false };
-    let Ok(public) = <[u8; 32]>::try_from(public.as_slice()) else { return false };
-    let Ok(key) = VerifyingKey::from_bytes(&public) else { return false };
-    let Ok(signature) = hex::decode(signature_hex) else { return false };
-    let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature) else { return false };
+    let Ok(public) = hex::decode(public_hex) else {
+        return false;
+    };
+    let Ok(public) = <[u8; 32]>::try_from(public.as_slice()) else {
+        return false;
+    };
+    let Ok(key) = VerifyingKey::from_bytes(&public) else {
+        return false;
+    };
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature) else {
+        return false;
+    };
     key.verify(message, &signature).is_ok()
 }
 
@@ -191,6 +221,10 @@ mod tests {
         let signature = hex::encode(key.sign(b"message"));
         assert!(verify_signature(&key.public_hex(), b"message", &signature));
         assert!(!verify_signature(&key.public_hex(), b"other", &signature));
-        assert!(!verify_signature(&InstanceKey::generate().public_hex(), b"message", &signature));
+        assert!(!verify_signature(
+            &InstanceKey::generate().public_hex(),
+            b"message",
+            &signature
+        ));
     }
 }

@@ -48,7 +48,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Self { user_id: None, acting: None, credential: Credential::System }
+        Self {
+            user_id: None,
+            acting: None,
+            credential: Credential::System,
+        }
     }
 
     pub fn org_id(&self) -> Option<OrgId> {

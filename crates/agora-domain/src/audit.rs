@@ -26,12 +26,15 @@ impl Hash32 {
     }
 
     pub fn from_hex(text: &str) -> Result<Self, crate::Error> {
-        let bytes = hex::decode(text).map_err(|_| crate::Error::invalid("hash", "not hexadecimal"))?;
+        let bytes =
+            hex::decode(text).map_err(|_| crate::Error::invalid("hash", "not hexadecimal"))?;
         Self::from_slice(&bytes)
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::Error> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| crate::Error::invalid("hash", "must be 32 bytes"))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| crate::Error::invalid("hash", "must be 32 bytes"))?;
         Ok(Self(array))
     }
 }
@@ -88,7 +91,10 @@ impl Outcome {
             "succeeded" => Ok(Outcome::Succeeded),
             "denied" => Ok(Outcome::Denied),
             "failed" => Ok(Outcome::Failed),
-            other => Err(crate::Error::invalid("outcome", format!("unknown outcome `{other}`"))),
+            other => Err(crate::Error::invalid(
+                "outcome",
+                format!("unknown outcome `{other}`"),
+            )),
         }
     }
 }
@@ -201,7 +207,9 @@ impl ChainBreak {
     /// The sequence number of the first entry that is not as it was written.
     pub fn seq(&self) -> i64 {
         match self {
-            ChainBreak::Edited { seq } | ChainBreak::Unlinked { seq } | ChainBreak::OutOfOrder { seq, .. } => *seq,
+            ChainBreak::Edited { seq }
+            | ChainBreak::Unlinked { seq }
+            | ChainBreak::OutOfOrder { seq, .. } => *seq,
             ChainBreak::Missing { expected, .. } => *expected,
         }
     }
@@ -217,23 +225,41 @@ pub struct ChainVerifier {
 impl ChainVerifier {
     /// Starts at the beginning of the log.
     pub fn from_genesis() -> Self {
-        Self { next_seq: 1, head: Hash32::GENESIS }
+        Self {
+            next_seq: 1,
+            head: Hash32::GENESIS,
+        }
     }
 
     /// Starts after a trusted point, such as a signed checkpoint: entry `seq` had hash `head`.
     pub fn from_trusted(seq: i64, head: Hash32) -> Self {
-        Self { next_seq: seq + 1, head }
+        Self {
+            next_seq: seq + 1,
+            head,
+        }
     }
 
     /// Checks one link whose content digest was computed by the caller from the stored fields.
-    pub fn push(&mut self, link: &ChainLink, stored_digest_matches: bool) -> Result<(), ChainBreak> {
+    pub fn push(
+        &mut self,
+        link: &ChainLink,
+        stored_digest_matches: bool,
+    ) -> Result<(), ChainBreak> {
         if link.seq < self.next_seq {
-            return Err(ChainBreak::OutOfOrder { seq: link.seq, expected: self.next_seq });
+            return Err(ChainBreak::OutOfOrder {
+                seq: link.seq,
+                expected: self.next_seq,
+            });
         }
         if link.seq > self.next_seq {
-            return Err(ChainBreak::Missing { expected: self.next_seq, found: link.seq });
+            return Err(ChainBreak::Missing {
+                expected: self.next_seq,
+                found: link.seq,
+            });
         }
-        if !stored_digest_matches || entry_hash(&link.prev_hash, &link.content_digest) != link.entry_hash {
+        if !stored_digest_matches
+            || entry_hash(&link.prev_hash, &link.content_digest) != link.entry_hash
+        {
             return Err(ChainBreak::Edited { seq: link.seq });
         }
         if link.prev_hash != self.head {
@@ -261,7 +287,12 @@ impl ChainVerifier {
 
 /// The message an instance signs for a checkpoint of its chain head.
 pub fn checkpoint_message(seq: i64, head: &Hash32, at: Timestamp) -> Vec<u8> {
-    format!("agora-audit-checkpoint-v1\n{seq}\n{}\n{}\n", head.to_hex(), at.as_micros()).into_bytes()
+    format!(
+        "agora-audit-checkpoint-v1\n{seq}\n{}\n{}\n",
+        head.to_hex(),
+        at.as_micros()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -290,7 +321,12 @@ mod tests {
             .map(|seq| {
                 let record = record(&format!("action.{seq}"));
                 let hash = entry_hash(&prev, &record.content_digest(seq));
-                let entry = AuditEntry { seq, record, prev_hash: prev, entry_hash: hash };
+                let entry = AuditEntry {
+                    seq,
+                    record,
+                    prev_hash: prev,
+                    entry_hash: hash,
+                };
                 prev = hash;
                 entry
             })
@@ -321,7 +357,8 @@ mod tests {
     fn an_edited_entry_with_a_recomputed_hash_breaks_the_next_link() {
         let mut entries = chain(10);
         entries[4].record.action = "forged".into();
-        entries[4].entry_hash = entry_hash(&entries[4].prev_hash, &entries[4].record.content_digest(5));
+        entries[4].entry_hash =
+            entry_hash(&entries[4].prev_hash, &entries[4].record.content_digest(5));
         assert_eq!(verify(&entries), Err(ChainBreak::Unlinked { seq: 6 }));
     }
 
@@ -329,14 +366,26 @@ mod tests {
     fn a_removed_entry_is_named() {
         let mut entries = chain(10);
         entries.remove(6);
-        assert_eq!(verify(&entries), Err(ChainBreak::Missing { expected: 7, found: 8 }));
+        assert_eq!(
+            verify(&entries),
+            Err(ChainBreak::Missing {
+                expected: 7,
+                found: 8
+            })
+        );
     }
 
     #[test]
     fn reordered_entries_are_caught() {
         let mut entries = chain(10);
         entries.swap(2, 3);
-        assert_eq!(verify(&entries), Err(ChainBreak::Missing { expected: 3, found: 4 }));
+        assert_eq!(
+            verify(&entries),
+            Err(ChainBreak::Missing {
+                expected: 3,
+                found: 4
+            })
+        );
         // Swapping contents while keeping the numbers is an edit at the first swapped place.
         let mut entries = chain(10);
         let (third, fourth) = (entries[2].clone(), entries[3].clone());

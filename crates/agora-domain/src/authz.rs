@@ -84,7 +84,11 @@ pub enum Resource {
     /// One organisation and everything it owns that has no finer resource (members, audit, events).
     Organisation(OrgId),
     /// One API token.
-    Token { id: TokenId, org_id: OrgId, owner: UserId },
+    Token {
+        id: TokenId,
+        org_id: OrgId,
+        owner: UserId,
+    },
 }
 
 impl Resource {

@@ -39,7 +39,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), message: message.into() }
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -47,11 +50,17 @@ impl Error {
     }
 
     pub fn forbidden(rule: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Forbidden { rule: rule.into(), message: message.into() }
+        Self::Forbidden {
+            rule: rule.into(),
+            message: message.into(),
+        }
     }
 
     pub fn limit(limit: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::LimitExceeded { limit: limit.into(), message: message.into() }
+        Self::LimitExceeded {
+            limit: limit.into(),
+            message: message.into(),
+        }
     }
 
     /// A short machine-readable name of the category, used in problem types and audit outcomes.

@@ -11,9 +11,9 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod model;
+pub mod name;
 #[cfg(feature = "openapi")]
 mod openapi;
-pub mod name;
 pub mod role;
 pub mod timestamp;
 

@@ -10,10 +10,16 @@ use crate::Error;
 fn check_text(field: &str, text: &str, min_chars: usize, max_chars: usize) -> Result<(), Error> {
     let count = text.chars().count();
     if count < min_chars {
-        return Err(Error::invalid(field, format!("must have at least {min_chars} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must have at least {min_chars} characters"),
+        ));
     }
     if count > max_chars {
-        return Err(Error::invalid(field, format!("must have at most {max_chars} characters, has {count}")));
+        return Err(Error::invalid(
+            field,
+            format!("must have at most {max_chars} characters, has {count}"),
+        ));
     }
     if text.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
@@ -65,7 +71,11 @@ impl OrgName {
 
     /// The key under which names are unique: case and inner runs of spaces do not make a new name.
     pub fn unique_key(&self) -> String {
-        self.0.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+        self.0
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
     }
 }
 string_newtype!(OrgName);
@@ -120,10 +130,16 @@ impl Password {
 
     pub fn parse(text: &str) -> Result<Self, Error> {
         if text.chars().count() < Self::CHARS_MIN {
-            return Err(Error::invalid("password", format!("must have at least {} characters", Self::CHARS_MIN)));
+            return Err(Error::invalid(
+                "password",
+                format!("must have at least {} characters", Self::CHARS_MIN),
+            ));
         }
         if text.len() > Self::BYTES_MAX {
-            return Err(Error::invalid("password", format!("must have at most {} bytes", Self::BYTES_MAX)));
+            return Err(Error::invalid(
+                "password",
+                format!("must have at most {} bytes", Self::BYTES_MAX),
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -162,7 +178,10 @@ mod tests {
 
     #[test]
     fn emails_are_lower_case_and_shaped() {
-        assert_eq!(Email::parse("Ana@FreshMart.example").unwrap().as_str(), "ana@freshmart.example");
+        assert_eq!(
+            Email::parse("Ana@FreshMart.example").unwrap().as_str(),
+            "ana@freshmart.example"
+        );
         for bad in ["", "no-at", "@x", "x@", "a@b@c", "a b@c"] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }

@@ -1,7 +1,7 @@
 //! OpenAPI schemas for the types that serialize as strings (ids, names, times, hashes).
 
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 macro_rules! string_schema {

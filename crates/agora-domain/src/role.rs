@@ -23,7 +23,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Owner, Role::Admin, Role::Analyst, Role::Developer, Role::Member];
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Analyst,
+        Role::Developer,
+        Role::Member,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

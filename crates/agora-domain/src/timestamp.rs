@@ -35,12 +35,15 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         let datetime = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
             .expect("an i64 of microseconds is always within time's range");
-        datetime.format(&Rfc3339).expect("RFC 3339 formatting of a UTC instant cannot fail")
+        datetime
+            .format(&Rfc3339)
+            .expect("RFC 3339 formatting of a UTC instant cannot fail")
     }
 
     pub fn parse_rfc3339(text: &str) -> Result<Self, crate::Error> {
-        let datetime = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|e| crate::Error::invalid("timestamp", format!("not an RFC 3339 time: {e}")))?;
+        let datetime = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+            crate::Error::invalid("timestamp", format!("not an RFC 3339 time: {e}"))
+        })?;
         Ok(Self((datetime.unix_timestamp_nanos() / 1_000) as i64))
     }
 }

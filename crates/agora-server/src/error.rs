@@ -14,7 +14,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(error: Error) -> Self {
-        Self { error, request_id: None }
+        Self {
+            error,
+            request_id: None,
+        }
     }
 
     pub fn with_request_id(mut self, request_id: RequestId) -> Self {
@@ -67,7 +70,12 @@ pub fn status_of(error: &Error) -> StatusCode {
 }
 
 /// Builds a problem response with an explicit status (used for rejections that have their own code).
-pub fn problem_response(status: StatusCode, kind: &str, detail: String, extra: ProblemExtra) -> Response {
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    detail: String,
+    extra: ProblemExtra,
+) -> Response {
     let problem = Problem {
         problem_type: format!("urn:agora:problem:{kind}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -80,9 +88,14 @@ pub fn problem_response(status: StatusCode, kind: &str, detail: String, extra: P
     };
     let body = serde_json::to_vec(&problem).expect("a problem document always serializes");
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }
@@ -98,11 +111,15 @@ pub struct ProblemExtra {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.error);
-        let mut extra = ProblemExtra { request_id: self.request_id, ..ProblemExtra::default() };
+        let mut extra = ProblemExtra {
+            request_id: self.request_id,
+            ..ProblemExtra::default()
+        };
         let detail = match &self.error {
             Error::Internal(message) => {
                 tracing::error!(request_id = ?self.request_id, error = %message, "internal error");
-                "something went wrong on our side; the request id identifies it in the server's log".to_owned()
+                "something went wrong on our side; the request id identifies it in the server's log"
+                    .to_owned()
             }
             Error::Unavailable(message) => {
                 tracing::warn!(request_id = ?self.request_id, error = %message, "dependency unavailable");

@@ -21,7 +21,8 @@ pub struct Caller {
 
 impl Caller {
     pub fn call(&self) -> Call<'_> {
-        Call::new(&self.actor, self.request_id).with_idempotency_key(self.idempotency_key.as_deref())
+        Call::new(&self.actor, self.request_id)
+            .with_idempotency_key(self.idempotency_key.as_deref())
     }
 
     /// Attaches this request's id to an error.
@@ -31,25 +32,44 @@ impl Caller {
 }
 
 pub fn request_id(parts: &Parts) -> RequestId {
-    parts.extensions.get::<RequestId>().copied().unwrap_or_default()
+    parts
+        .extensions
+        .get::<RequestId>()
+        .copied()
+        .unwrap_or_default()
 }
 
 impl FromRequestParts<ServerState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ServerState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ServerState,
+    ) -> Result<Self, Self::Rejection> {
         let request_id = request_id(parts);
         let fail = |error: Error| ApiError::new(error).with_request_id(request_id);
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| fail(Error::Unauthenticated("send an API token as `Authorization: Bearer agora_…`".into())))?;
+            .ok_or_else(|| {
+                fail(Error::Unauthenticated(
+                    "send an API token as `Authorization: Bearer agora_…`".into(),
+                ))
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| fail(Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())))?;
-        let actor = state.app.authenticate_token(token.trim()).await.map_err(fail)?;
+            .ok_or_else(|| {
+                fail(Error::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                ))
+            })?;
+        let actor = state
+            .app
+            .authenticate_token(token.trim())
+            .await
+            .map_err(fail)?;
         let idempotency_key = match parts.headers.get("idempotency-key") {
             None => None,
             Some(value) => Some(
@@ -59,7 +79,11 @@ impl FromRequestParts<ServerState> for Caller {
                     .to_owned(),
             ),
         };
-        Ok(Self { actor, request_id, idempotency_key })
+        Ok(Self {
+            actor,
+            request_id,
+            idempotency_key,
+        })
     }
 }
 
@@ -76,20 +100,32 @@ impl<T: DeserializeOwned> FromRequest<ServerState> for Json<T> {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => {
                 let (status, kind) = match &rejection {
-                    JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed-json"),
-                    JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
-                    JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type"),
-                    _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"),
+                    JsonRejection::JsonSyntaxError(_) => {
+                        (StatusCode::BAD_REQUEST, "malformed-json")
+                    }
+                    JsonRejection::JsonDataError(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body")
+                    }
+                    JsonRejection::MissingJsonContentType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type")
+                    }
+                    _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large")
+                    }
                     _ => (rejection.status(), "bad-body"),
                 };
                 let detail = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => {
-                        format!("the body is larger than request_body_bytes_max ({} bytes)", state.config.request_body_bytes_max)
+                        format!(
+                            "the body is larger than request_body_bytes_max ({} bytes)",
+                            state.config.request_body_bytes_max
+                        )
                     }
                     _ => rejection.body_text(),
                 };
                 let extra = ProblemExtra {
-                    limit: (status == StatusCode::PAYLOAD_TOO_LARGE).then(|| "request_body_bytes_max".to_owned()),
+                    limit: (status == StatusCode::PAYLOAD_TOO_LARGE)
+                        .then(|| "request_body_bytes_max".to_owned()),
                     request_id,
                     ..ProblemExtra::default()
                 };
@@ -119,8 +155,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                     QueryRejection::FailedToDeserializeQueryString(error) => error.body_text(),
                     other => other.body_text(),
                 };
-                let extra = ProblemExtra { request_id: Some(request_id(parts)), ..ProblemExtra::default() };
-                Err(problem_response(StatusCode::BAD_REQUEST, "invalid-query", detail, extra))
+                let extra = ProblemExtra {
+                    request_id: Some(request_id(parts)),
+                    ..ProblemExtra::default()
+                };
+                Err(problem_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    detail,
+                    extra,
+                ))
             }
         }
     }

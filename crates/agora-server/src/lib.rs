@@ -37,7 +37,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { request_body_bytes_max: 1024 * 1024, request_timeout_ms: 30_000, cookie_secure: false }
+        Self {
+            request_body_bytes_max: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            cookie_secure: false,
+        }
     }
 }
 
@@ -51,7 +55,11 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(app: App, config: ServerConfig) -> Self {
-        Self { app, config: Arc::new(config), metrics: Arc::default() }
+        Self {
+            app,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+        }
     }
 }
 
@@ -65,21 +73,34 @@ pub fn router(state: ServerState) -> Router {
         .merge(portal::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
-pub async fn serve(listener: TcpListener, state: ServerState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    state: ServerState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn no_route(request: Request) -> Response {
     error::problem_response(
         StatusCode::NOT_FOUND,
         "no-route",
-        format!("there is no route {} {}; see /api/v1/openapi.json", request.method(), request.uri().path()),
+        format!(
+            "there is no route {} {}; see /api/v1/openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
         error::ProblemExtra::default(),
     )
 }
@@ -99,7 +120,9 @@ async fn observe(State(state): State<ServerState>, mut request: Request, next: N
     let span = tracing::info_span!("request", %request_id, %method, %route);
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
     let status = response.status();
-    state.metrics.record(&method, &route, status.as_u16(), started.elapsed());
+    state
+        .metrics
+        .record(&method, &route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         tracing::error!(%request_id, %method, %route, status = status.as_u16(), "request failed");
     }

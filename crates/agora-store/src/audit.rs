@@ -86,11 +86,18 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .map_err(db_error)?;
-        Ok((get(&row, "seq")?, Hash32::from_slice(&get::<Vec<u8>>(&row, "entry_hash")?)?))
+        Ok((
+            get(&row, "seq")?,
+            Hash32::from_slice(&get::<Vec<u8>>(&row, "entry_hash")?)?,
+        ))
     }
 
     /// Checkpoints, newest first.
-    pub async fn checkpoints(&self, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>> {
+    pub async fn checkpoints(
+        &self,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Checkpoint>> {
         let rows = sqlx::query(
             "SELECT seq, head_hash, at_us, key_id, signature FROM audit_checkpoints WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
         )
@@ -110,10 +117,12 @@ impl WriteTx {
     /// serialized, numbers are consecutive, and events written after this get outbox positions
     /// in commit order. Call it last in a transaction, just before the events, to hold the lock briefly.
     pub async fn append_audit(&mut self, record: &AuditRecord) -> Result<AuditEntry> {
-        let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, entry_hash")
-            .fetch_one(self.conn())
-            .await
-            .map_err(db_error)?;
+        let row = sqlx::query(
+            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, entry_hash",
+        )
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_error)?;
         let seq: i64 = get(&row, "seq")?;
         let prev_hash = Hash32::from_slice(&get::<Vec<u8>>(&row, "entry_hash")?)?;
         let hash = entry_hash(&prev_hash, &record.content_digest(seq));
@@ -143,7 +152,12 @@ impl WriteTx {
             .execute(self.conn())
             .await
             .map_err(db_error)?;
-        Ok(AuditEntry { seq, record: record.clone(), prev_hash, entry_hash: hash })
+        Ok(AuditEntry {
+            seq,
+            record: record.clone(),
+            prev_hash,
+            entry_hash: hash,
+        })
     }
 
     /// The chain head as this transaction sees it.
@@ -152,10 +166,17 @@ impl WriteTx {
             .fetch_one(self.conn())
             .await
             .map_err(db_error)?;
-        Ok((get(&row, "seq")?, Hash32::from_slice(&get::<Vec<u8>>(&row, "entry_hash")?)?))
+        Ok((
+            get(&row, "seq")?,
+            Hash32::from_slice(&get::<Vec<u8>>(&row, "entry_hash")?)?,
+        ))
     }
 
-    pub async fn insert_checkpoint(&mut self, checkpoint: &Checkpoint, signature: &[u8]) -> Result<()> {
+    pub async fn insert_checkpoint(
+        &mut self,
+        checkpoint: &Checkpoint,
+        signature: &[u8],
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, head_hash, at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (seq) DO NOTHING",

@@ -1,7 +1,9 @@
 //! Organisations, users, memberships, API tokens, sessions and sign-in throttling.
 
 use agora_domain::model::{ApiToken, Member, OrgKind, OrgStatus, Organisation, User};
-use agora_domain::{Email, Error, OrgId, OrgName, PersonName, Result, Role, SessionId, Timestamp, TokenId, UserId};
+use agora_domain::{
+    Email, Error, OrgId, OrgName, PersonName, Result, Role, SessionId, Timestamp, TokenId, UserId,
+};
 use sqlx::any::AnyRow;
 
 use crate::{Store, WriteTx, column, db_error, get, optional_column};
@@ -33,8 +35,7 @@ pub struct SessionRecord {
 }
 
 const ORG_COLUMNS: &str = "id, name, kind, status, created_at_us";
-const TOKEN_COLUMNS: &str =
-    "id, prefix, secret_hash, name, org_id, user_id, role, created_at_us, expires_at_us, revoked_at_us";
+const TOKEN_COLUMNS: &str = "id, prefix, secret_hash, name, org_id, user_id, role, created_at_us, expires_at_us, revoked_at_us";
 
 fn org_from_row(row: &AnyRow) -> Result<Organisation> {
     Ok(Organisation {
@@ -75,25 +76,37 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
 impl Store {
     pub async fn org(&self, org_id: OrgId) -> Result<Option<Organisation>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1");
-        let row = sqlx::query(&sql).bind(org_id.to_string()).fetch_optional(self.pool()).await.map_err(db_error)?;
+        let row = sqlx::query(&sql)
+            .bind(org_id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     pub async fn operator_org(&self) -> Result<Option<Organisation>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE kind = 'operator'");
-        let row = sqlx::query(&sql).fetch_optional(self.pool()).await.map_err(db_error)?;
+        let row = sqlx::query(&sql)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     pub async fn org_by_name(&self, name: &OrgName) -> Result<Option<Organisation>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE name_key = $1");
-        let row = sqlx::query(&sql).bind(name.unique_key()).fetch_optional(self.pool()).await.map_err(db_error)?;
+        let row = sqlx::query(&sql)
+            .bind(name.unique_key())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     /// Organisations in id order after `after`, at most `limit`.
     pub async fn orgs(&self, after: Option<OrgId>, limit: u32) -> Result<Vec<Organisation>> {
-        let sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql =
+            format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id > $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(&sql)
             .bind(after.map(|id| id.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
@@ -104,11 +117,12 @@ impl Store {
     }
 
     pub async fn user(&self, user_id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, email, display_name, created_at_us FROM users WHERE id = $1")
-            .bind(user_id.to_string())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_error)?;
+        let row =
+            sqlx::query("SELECT id, email, display_name, created_at_us FROM users WHERE id = $1")
+                .bind(user_id.to_string())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -118,8 +132,13 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(db_error)?;
-        row.map(|row| Ok(UserRecord { user: user_from_row(&row)?, password_hash: get(&row, "password_hash")? }))
-            .transpose()
+        row.map(|row| {
+            Ok(UserRecord {
+                user: user_from_row(&row)?,
+                password_hash: get(&row, "password_hash")?,
+            })
+        })
+        .transpose()
     }
 
     /// The organisations a user belongs to, with the role in each, operator first.
@@ -133,7 +152,9 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db_error)?;
-        rows.iter().map(|row| Ok((org_from_row(row)?, column(row, "role")?))).collect()
+        rows.iter()
+            .map(|row| Ok((org_from_row(row)?, column(row, "role")?)))
+            .collect()
     }
 
     pub async fn membership(&self, org_id: OrgId, user_id: UserId) -> Result<Option<Role>> {
@@ -147,7 +168,12 @@ impl Store {
     }
 
     /// Members of an organisation in user-id order after `after`, at most `limit`.
-    pub async fn members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>> {
+    pub async fn members(
+        &self,
+        org_id: OrgId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Member>> {
         let rows = sqlx::query(
             "SELECT u.id, u.email, u.display_name, m.role, m.created_at_us \
              FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -174,19 +200,38 @@ impl Store {
 
     pub async fn token_by_prefix(&self, prefix: &str) -> Result<Option<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE prefix = $1");
-        let row = sqlx::query(&sql).bind(prefix).fetch_optional(self.pool()).await.map_err(db_error)?;
+        let row = sqlx::query(&sql)
+            .bind(prefix)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     pub async fn token(&self, token_id: TokenId) -> Result<Option<ApiToken>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-        let row = sqlx::query(&sql).bind(token_id.to_string()).fetch_optional(self.pool()).await.map_err(db_error)?;
-        Ok(row.as_ref().map(token_from_row).transpose()?.map(|record| record.token))
+        let row = sqlx::query(&sql)
+            .bind(token_id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row
+            .as_ref()
+            .map(token_from_row)
+            .transpose()?
+            .map(|record| record.token))
     }
 
     /// Tokens of an organisation in id order after `after`, at most `limit`.
-    pub async fn tokens(&self, org_id: OrgId, after: Option<TokenId>, limit: u32) -> Result<Vec<ApiToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+    pub async fn tokens(
+        &self,
+        org_id: OrgId,
+        after: Option<TokenId>,
+        limit: u32,
+    ) -> Result<Vec<ApiToken>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
         let rows = sqlx::query(&sql)
             .bind(org_id.to_string())
             .bind(after.map(|id| id.to_string()).unwrap_or_default())
@@ -194,10 +239,15 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        rows.iter().map(|row| Ok(token_from_row(row)?.token)).collect()
+        rows.iter()
+            .map(|row| Ok(token_from_row(row)?.token))
+            .collect()
     }
 
-    pub async fn session_by_secret_hash(&self, secret_hash: &[u8]) -> Result<Option<SessionRecord>> {
+    pub async fn session_by_secret_hash(
+        &self,
+        secret_hash: &[u8],
+    ) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(
             "SELECT id, user_id, org_id, csrf_token, expires_at_us, revoked_at_us FROM sessions WHERE secret_hash = $1",
         )
@@ -279,7 +329,9 @@ impl WriteTx {
             .execute(self.conn())
             .await
             .map_err(|e| match db_error(e) {
-                Error::Conflict(_) => Error::Conflict(format!("an organisation named `{name}` already exists")),
+                Error::Conflict(_) => {
+                    Error::Conflict(format!("an organisation named `{name}` already exists"))
+                }
                 other => other,
             })?;
         if done.rows_affected() == 0 {
@@ -305,7 +357,13 @@ impl WriteTx {
     }
 
     /// Adds a member, or changes the role of an existing one.
-    pub async fn upsert_membership(&mut self, org_id: OrgId, user_id: UserId, role: Role, at: Timestamp) -> Result<()> {
+    pub async fn upsert_membership(
+        &mut self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: Role,
+        at: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO memberships (org_id, user_id, role, created_at_us) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
@@ -322,11 +380,13 @@ impl WriteTx {
 
     /// Counts the owners of an organisation, inside the transaction (to keep at least one).
     pub async fn owner_count(&mut self, org_id: OrgId) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS owners FROM memberships WHERE org_id = $1 AND role = 'owner'")
-            .bind(org_id.to_string())
-            .fetch_one(self.conn())
-            .await
-            .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS owners FROM memberships WHERE org_id = $1 AND role = 'owner'",
+        )
+        .bind(org_id.to_string())
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_error)?;
         get(&row, "owners")
     }
 
@@ -373,16 +433,23 @@ impl WriteTx {
 
     /// Revokes a token; revoking an already revoked token keeps the first revocation time.
     pub async fn revoke_token(&mut self, token_id: TokenId, at: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE api_tokens SET revoked_at_us = $1 WHERE id = $2 AND revoked_at_us IS NULL")
-            .bind(at.as_micros())
-            .bind(token_id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at_us = $1 WHERE id = $2 AND revoked_at_us IS NULL",
+        )
+        .bind(at.as_micros())
+        .bind(token_id.to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 
-    pub async fn insert_session(&mut self, session: &SessionRecord, secret_hash: &[u8], created_at: Timestamp) -> Result<()> {
+    pub async fn insert_session(
+        &mut self,
+        session: &SessionRecord,
+        secret_hash: &[u8],
+        created_at: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, user_id, org_id, csrf_token, created_at_us, expires_at_us, revoked_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
@@ -401,12 +468,14 @@ impl WriteTx {
     }
 
     pub async fn revoke_session(&mut self, session_id: SessionId, at: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE sessions SET revoked_at_us = $1 WHERE id = $2 AND revoked_at_us IS NULL")
-            .bind(at.as_micros())
-            .bind(session_id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at_us = $1 WHERE id = $2 AND revoked_at_us IS NULL",
+        )
+        .bind(at.as_micros())
+        .bind(session_id.to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 
@@ -453,7 +522,10 @@ pub struct TokenAuthentication {
 }
 
 impl Store {
-    pub async fn token_for_authentication(&self, prefix: &str) -> Result<Option<TokenAuthentication>> {
+    pub async fn token_for_authentication(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<TokenAuthentication>> {
         let row = sqlx::query(
             "SELECT t.id, t.prefix, t.secret_hash, t.name, t.org_id, t.user_id, t.role, t.created_at_us, \
                     t.expires_at_us, t.revoked_at_us, m.role AS member_role, o.kind AS org_kind, o.status AS org_status \
@@ -477,7 +549,11 @@ impl Store {
     }
 
     /// The user a one-time sign-in link belongs to, if it is unused and unexpired at `now`.
-    pub async fn signin_link_user(&self, secret_hash: &[u8], now: Timestamp) -> Result<Option<UserId>> {
+    pub async fn signin_link_user(
+        &self,
+        secret_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<UserId>> {
         let row = sqlx::query(
             "SELECT user_id FROM signin_links WHERE secret_hash = $1 AND used_at_us IS NULL AND expires_at_us > $2",
         )
@@ -491,7 +567,12 @@ impl Store {
 }
 
 impl WriteTx {
-    pub async fn insert_signin_link(&mut self, secret_hash: &[u8], user_id: UserId, expires_at: Timestamp) -> Result<()> {
+    pub async fn insert_signin_link(
+        &mut self,
+        secret_hash: &[u8],
+        user_id: UserId,
+        expires_at: Timestamp,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO signin_links (secret_hash, user_id, expires_at_us, used_at_us) VALUES ($1, $2, $3, NULL)")
             .bind(secret_hash.to_vec())
             .bind(user_id.to_string())
@@ -503,7 +584,11 @@ impl WriteTx {
     }
 
     /// Marks a link used; returns its user only if it was unused and unexpired (so it works once).
-    pub async fn use_signin_link(&mut self, secret_hash: &[u8], now: Timestamp) -> Result<Option<UserId>> {
+    pub async fn use_signin_link(
+        &mut self,
+        secret_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<UserId>> {
         let row = sqlx::query(
             "UPDATE signin_links SET used_at_us = $1 WHERE secret_hash = $2 AND used_at_us IS NULL AND expires_at_us > $1 \
              RETURNING user_id",
@@ -527,11 +612,13 @@ impl WriteTx {
     }
 
     pub async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, email, display_name, created_at_us FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT id, email, display_name, created_at_us FROM users WHERE email = $1",
+        )
+        .bind(email.as_str())
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
 }

@@ -57,7 +57,9 @@ pub struct PoolStats {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +71,9 @@ impl Store {
         INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = if options.database_url.starts_with("sqlite:") {
             Backend::Sqlite
-        } else if options.database_url.starts_with("postgres:") || options.database_url.starts_with("postgresql:") {
+        } else if options.database_url.starts_with("postgres:")
+            || options.database_url.starts_with("postgresql:")
+        {
             Backend::Postgres
         } else {
             return Err(Error::invalid(
@@ -79,13 +83,21 @@ impl Store {
         };
         let url = match backend {
             Backend::Sqlite if !options.database_url.contains("mode=") => {
-                let separator = if options.database_url.contains('?') { '&' } else { '?' };
+                let separator = if options.database_url.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
                 format!("{}{separator}mode=rwc", options.database_url)
             }
             _ => options.database_url.clone(),
         };
-        let connect_options = AnyConnectOptions::from_str(&url)
-            .map_err(|e| Error::invalid("database_url", format!("cannot parse the database URL: {e}")))?;
+        let connect_options = AnyConnectOptions::from_str(&url).map_err(|e| {
+            Error::invalid(
+                "database_url",
+                format!("cannot parse the database URL: {e}"),
+            )
+        })?;
         let pool_options = AnyPoolOptions::new()
             .max_connections(options.pool_connections_max.max(1))
             .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
@@ -111,7 +123,11 @@ impl Store {
             Error::Unavailable(format!("cannot connect to the database: {e}; check the URL and that the server is running"))
         })?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { pool, backend, write_lock })
+        Ok(Self {
+            pool,
+            backend,
+            write_lock,
+        })
     }
 
     /// Connects and brings the schema up to date.
@@ -139,7 +155,10 @@ impl Store {
 
     /// Checks that the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -201,7 +220,10 @@ pub(crate) fn db_error(error: sqlx::Error) -> Error {
             Error::Conflict(format!("already exists ({})", database_error.message()))
         }
         sqlx::Error::Database(database_error) if database_error.is_foreign_key_violation() => {
-            Error::Conflict(format!("refers to something that does not exist ({})", database_error.message()))
+            Error::Conflict(format!(
+                "refers to something that does not exist ({})",
+                database_error.message()
+            ))
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             Error::Unavailable(format!("the database is not answering: {error}"))
@@ -213,14 +235,21 @@ pub(crate) fn db_error(error: sqlx::Error) -> Error {
 /// Reads a text column and parses it into a domain type.
 pub(crate) fn column<T: FromStr<Err = Error>>(row: &AnyRow, name: &str) -> Result<T> {
     let text: String = row.try_get(name).map_err(db_error)?;
-    text.parse().map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}")))
+    text.parse()
+        .map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}")))
 }
 
 /// Reads a nullable text column and parses it into a domain type.
-pub(crate) fn optional_column<T: FromStr<Err = Error>>(row: &AnyRow, name: &str) -> Result<Option<T>> {
+pub(crate) fn optional_column<T: FromStr<Err = Error>>(
+    row: &AnyRow,
+    name: &str,
+) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(name).map_err(db_error)?;
-    text.map(|text| text.parse().map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}"))))
-        .transpose()
+    text.map(|text| {
+        text.parse()
+            .map_err(|e| Error::Internal(format!("column {name} holds `{text}`: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn get<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>

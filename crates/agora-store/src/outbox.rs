@@ -12,7 +12,10 @@ pub enum IdempotencyClaim {
     /// The key is new and now held by this transaction.
     Claimed,
     /// The key was used before, with this request hash and this stored response.
-    Replay { request_hash: Vec<u8>, response: String },
+    Replay {
+        request_hash: Vec<u8>,
+        response: String,
+    },
 }
 
 fn event_from_row(row: &AnyRow) -> Result<Event> {
@@ -24,13 +27,19 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
         subject: get(row, "subject")?,
         org_id: optional_column(row, "org_id")?,
         time: Timestamp::from_micros(get(row, "time_us")?),
-        data: serde_json::from_str(&data).map_err(|e| Error::Internal(format!("event data is not JSON: {e}")))?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| Error::Internal(format!("event data is not JSON: {e}")))?,
     })
 }
 
 impl Store {
     /// Events after `after_seq`, in outbox order; only one organisation's when `org_id` is given.
-    pub async fn events(&self, org_id: Option<OrgId>, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+    pub async fn events(
+        &self,
+        org_id: Option<OrgId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let rows = match org_id {
             Some(org_id) => {
                 sqlx::query(
@@ -63,7 +72,8 @@ impl WriteTx {
     /// Writes an event; call after [`WriteTx::append_audit`] so that positions follow commit order.
     pub async fn insert_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<Event> {
         let id = EventId::new();
-        let data = serde_json::to_string(&event.data).map_err(|e| Error::Internal(format!("event data: {e}")))?;
+        let data = serde_json::to_string(&event.data)
+            .map_err(|e| Error::Internal(format!("event data: {e}")))?;
         let row = sqlx::query(
             "INSERT INTO events (id, event_type, subject, org_id, time_us, data) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
@@ -91,7 +101,12 @@ impl WriteTx {
     ///
     /// On PostgreSQL a concurrent claim of the same key waits here until the first transaction
     /// ends; if that one committed, this one sees a replay.
-    pub async fn claim_idempotency_key(&mut self, scope: &str, key: &str, request_hash: &[u8]) -> Result<IdempotencyClaim> {
+    pub async fn claim_idempotency_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> Result<IdempotencyClaim> {
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash, response, created_at_us) \
              VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (scope, idempotency_key) DO NOTHING",
@@ -115,19 +130,28 @@ impl WriteTx {
         let response: Option<String> = get(&row, "response")?;
         Ok(IdempotencyClaim::Replay {
             request_hash: get(&row, "request_hash")?,
-            response: response.ok_or_else(|| Error::Conflict("a request with this Idempotency-Key is still in progress".into()))?,
+            response: response.ok_or_else(|| {
+                Error::Conflict("a request with this Idempotency-Key is still in progress".into())
+            })?,
         })
     }
 
     /// Stores the response of a claimed key, so that replays return it.
-    pub async fn complete_idempotency_key(&mut self, scope: &str, key: &str, response: &str) -> Result<()> {
-        sqlx::query("UPDATE idempotency_keys SET response = $1 WHERE scope = $2 AND idempotency_key = $3")
-            .bind(response)
-            .bind(scope)
-            .bind(key)
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+    pub async fn complete_idempotency_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+        response: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET response = $1 WHERE scope = $2 AND idempotency_key = $3",
+        )
+        .bind(response)
+        .bind(scope)
+        .bind(key)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 }

@@ -39,7 +39,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("agora_…").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("agora_…")
+                    .build(),
+            ),
         );
     }
 }
@@ -82,4 +87,3 @@ pub fn routes() -> OpenApiRouter<ServerState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
-

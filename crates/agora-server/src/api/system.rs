@@ -55,5 +55,9 @@ pub struct Me {
     (status = 401, body = crate::Problem),
 ))]
 pub async fn me(caller: Caller) -> Json<Me> {
-    Json(Me { user_id: caller.actor.user_id, acting: caller.actor.acting, credential: caller.actor.credential })
+    Json(Me {
+        user_id: caller.actor.user_id,
+        acting: caller.actor.acting,
+        credential: caller.actor.credential,
+    })
 }

@@ -23,8 +23,7 @@ use crate::extract::Query;
 const SESSION_COOKIE: &str = "agora_session";
 const CSRF_COOKIE: &str = "agora_csrf";
 /// Pages may load only this origin's styles and nothing from elsewhere, and never be framed.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn routes() -> Router<ServerState> {
     Router::new()
@@ -37,7 +36,13 @@ pub fn routes() -> Router<ServerState> {
 }
 
 async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../assets/portal.css"))
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/portal.css"),
+    )
 }
 
 /// Renders a page with the headers every portal page carries.
@@ -46,15 +51,28 @@ fn page(status: StatusCode, template: &impl Template) -> Response {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(error) => {
             tracing::error!(%error, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }
@@ -71,8 +89,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn set_cookie(state: &ServerState, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
-    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}");
+    let secure = if state.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    );
     HeaderValue::from_str(&text).expect("cookie values are hex and names are constants")
 }
 
@@ -82,19 +106,26 @@ fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
 }
 
 fn request_id(request_extensions: &axum::http::Extensions) -> RequestId {
-    request_extensions.get::<RequestId>().copied().unwrap_or_default()
+    request_extensions
+        .get::<RequestId>()
+        .copied()
+        .unwrap_or_default()
 }
 
 /// The signed-in session, or a redirect to the sign-in page.
-async fn session(state: &ServerState, headers: &HeaderMap) -> Result<agora_app::PortalSession, Response> {
+async fn session(
+    state: &ServerState,
+    headers: &HeaderMap,
+) -> Result<agora_app::PortalSession, Response> {
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Err(Redirect::to("/signin").into_response());
     };
     match state.app.authenticate_session(&secret).await {
         Ok(session) => Ok(session),
-        Err(Error::Unauthenticated(_)) => {
-            Err(with_cookie(Redirect::to("/signin").into_response(), set_cookie(state, SESSION_COOKIE, "", 0)))
-        }
+        Err(Error::Unauthenticated(_)) => Err(with_cookie(
+            Redirect::to("/signin").into_response(),
+            set_cookie(state, SESSION_COOKIE, "", 0),
+        )),
         Err(error) => Err(crate::ApiError::new(error).into_response()),
     }
 }
@@ -114,7 +145,14 @@ async fn signin_page(State(state): State<ServerState>, headers: HeaderMap) -> Re
         }
     }
     let csrf_token = new_secret();
-    let response = page(StatusCode::OK, &SigninPage { csrf_token: csrf_token.clone(), email: String::new(), error: None });
+    let response = page(
+        StatusCode::OK,
+        &SigninPage {
+            csrf_token: csrf_token.clone(),
+            email: String::new(),
+            error: None,
+        },
+    );
     with_cookie(response, set_cookie(&state, CSRF_COOKIE, &csrf_token, 3600))
 }
 
@@ -127,7 +165,9 @@ struct SigninForm {
 
 /// Checks a double-submit CSRF token: the form's copy must equal the cookie's.
 fn csrf_matches(headers: &HeaderMap, form_token: &str) -> bool {
-    cookie(headers, CSRF_COOKIE).is_some_and(|cookie_token| !cookie_token.is_empty() && hashes_equal(cookie_token.as_bytes(), form_token.as_bytes()))
+    cookie(headers, CSRF_COOKIE).is_some_and(|cookie_token| {
+        !cookie_token.is_empty() && hashes_equal(cookie_token.as_bytes(), form_token.as_bytes())
+    })
 }
 
 fn csrf_refused() -> Response {
@@ -143,20 +183,42 @@ async fn signin(State(state): State<ServerState>, request: Request) -> Response 
     if !csrf_matches(&headers, &form.csrf_token) {
         return csrf_refused();
     }
-    match state.app.sign_in(&form.email, &form.password, request_id).await {
+    match state
+        .app
+        .sign_in(&form.email, &form.password, request_id)
+        .await
+    {
         Ok(signed_in) => {
             let max_age = state.app.config().session_ttl_seconds;
-            let response = with_cookie(Redirect::to("/").into_response(), set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age));
+            let response = with_cookie(
+                Redirect::to("/").into_response(),
+                set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age),
+            );
             with_cookie(response, set_cookie(&state, CSRF_COOKIE, "", 0))
         }
         Err(error @ (Error::Unauthenticated(_) | Error::LimitExceeded { .. })) => {
             let (status, message) = match &error {
-                Error::LimitExceeded { message, .. } => (StatusCode::TOO_MANY_REQUESTS, format!("Sign-in refused: {message}.")),
-                _ => (StatusCode::UNAUTHORIZED, "The e-mail address and password did not match.".to_owned()),
+                Error::LimitExceeded { message, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Sign-in refused: {message}."),
+                ),
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    "The e-mail address and password did not match.".to_owned(),
+                ),
             };
-            page(status, &SigninPage { csrf_token: form.csrf_token, email: form.email, error: Some(message) })
+            page(
+                status,
+                &SigninPage {
+                    csrf_token: form.csrf_token,
+                    email: form.email,
+                    error: Some(message),
+                },
+            )
         }
-        Err(error) => crate::ApiError::new(error).with_request_id(request_id).into_response(),
+        Err(error) => crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response(),
     }
 }
 
@@ -175,13 +237,21 @@ async fn signout(State(state): State<ServerState>, request: Request) -> Response
     let Ok(Form(form)) = Form::<CsrfForm>::from_request(request, &state).await else {
         return csrf_refused();
     };
-    if !hashes_equal(form.csrf_token.as_bytes(), session.record.csrf_token.as_bytes()) {
+    if !hashes_equal(
+        form.csrf_token.as_bytes(),
+        session.record.csrf_token.as_bytes(),
+    ) {
         return csrf_refused();
     }
     if let Err(error) = state.app.sign_out(&session, request_id).await {
-        return crate::ApiError::new(error).with_request_id(request_id).into_response();
+        return crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response();
     }
-    with_cookie(Redirect::to("/signin").into_response(), set_cookie(&state, SESSION_COOKIE, "", 0))
+    with_cookie(
+        Redirect::to("/signin").into_response(),
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    )
 }
 
 #[derive(Template)]
@@ -199,8 +269,20 @@ async fn link_page(State(state): State<ServerState>, Path(secret): Path<String>)
         Err(error) => return crate::ApiError::new(error).into_response(),
     };
     let csrf_token = new_secret();
-    let status = if valid { StatusCode::OK } else { StatusCode::GONE };
-    let response = page(status, &LinkPage { secret, csrf_token: csrf_token.clone(), valid, error: None });
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::GONE
+    };
+    let response = page(
+        status,
+        &LinkPage {
+            secret,
+            csrf_token: csrf_token.clone(),
+            valid,
+            error: None,
+        },
+    );
     with_cookie(response, set_cookie(&state, CSRF_COOKIE, &csrf_token, 3600))
 }
 
@@ -211,7 +293,11 @@ struct LinkForm {
     csrf_token: String,
 }
 
-async fn use_link(State(state): State<ServerState>, Path(secret): Path<String>, request: Request) -> Response {
+async fn use_link(
+    State(state): State<ServerState>,
+    Path(secret): Path<String>,
+    request: Request,
+) -> Response {
     let request_id = request_id(request.extensions());
     let headers = request.headers().clone();
     let Ok(Form(form)) = Form::<LinkForm>::from_request(request, &state).await else {
@@ -220,20 +306,45 @@ async fn use_link(State(state): State<ServerState>, Path(secret): Path<String>, 
     if !csrf_matches(&headers, &form.csrf_token) {
         return csrf_refused();
     }
-    let again = |message: String| page(StatusCode::BAD_REQUEST, &LinkPage { secret: secret.clone(), csrf_token: form.csrf_token.clone(), valid: true, error: Some(message) });
+    let again = |message: String| {
+        page(
+            StatusCode::BAD_REQUEST,
+            &LinkPage {
+                secret: secret.clone(),
+                csrf_token: form.csrf_token.clone(),
+                valid: true,
+                error: Some(message),
+            },
+        )
+    };
     if form.password != form.password_again {
         return again("The two passwords differ.".into());
     }
-    match state.app.use_signin_link(&secret, &form.password, request_id).await {
+    match state
+        .app
+        .use_signin_link(&secret, &form.password, request_id)
+        .await
+    {
         Ok(signed_in) => {
             let max_age = state.app.config().session_ttl_seconds;
-            with_cookie(Redirect::to("/").into_response(), set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age))
+            with_cookie(
+                Redirect::to("/").into_response(),
+                set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age),
+            )
         }
         Err(Error::Invalid { message, .. }) => again(format!("The password {message}.")),
-        Err(Error::Unauthenticated(message)) => {
-            page(StatusCode::GONE, &LinkPage { secret: secret.clone(), csrf_token: form.csrf_token.clone(), valid: false, error: Some(message) })
-        }
-        Err(error) => crate::ApiError::new(error).with_request_id(request_id).into_response(),
+        Err(Error::Unauthenticated(message)) => page(
+            StatusCode::GONE,
+            &LinkPage {
+                secret: secret.clone(),
+                csrf_token: form.csrf_token.clone(),
+                valid: false,
+                error: Some(message),
+            },
+        ),
+        Err(error) => crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response(),
     }
 }
 
@@ -271,16 +382,26 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
         let loaded = async {
             view.org = Some(state.app.org(&call, acting.org_id).await?);
             view.role = acting.role.to_string();
-            view.members = state.app.members(&call, acting.org_id, None, None).await?.items;
+            view.members = state
+                .app
+                .members(&call, acting.org_id, None, None)
+                .await?
+                .items;
             view.show_tokens = acting.role != Role::Member;
             if view.show_tokens {
-                view.tokens = state.app.tokens(&call, acting.org_id, None, None).await?.items;
+                view.tokens = state
+                    .app
+                    .tokens(&call, acting.org_id, None, None)
+                    .await?
+                    .items;
             }
             Ok::<_, Error>(())
         }
         .await;
         if let Err(error) = loaded {
-            return crate::ApiError::new(error).with_request_id(request_id).into_response();
+            return crate::ApiError::new(error)
+                .with_request_id(request_id)
+                .into_response();
         }
     }
     page(StatusCode::OK, &view)
@@ -297,7 +418,11 @@ struct AuditPage {
     next_cursor: Option<String>,
 }
 
-async fn audit_page(State(state): State<ServerState>, Query(params): Query<PageParams>, request: Request) -> Response {
+async fn audit_page(
+    State(state): State<ServerState>,
+    Query(params): Query<PageParams>,
+    request: Request,
+) -> Response {
     let request_id = request_id(request.extensions());
     let session = match session(&state, request.headers()).await {
         Ok(session) => session,
@@ -315,7 +440,15 @@ async fn audit_page(State(state): State<ServerState>, Query(params): Query<PageP
     if let Some(acting) = session.actor.acting {
         let loaded = async {
             let org = state.app.org(&call, acting.org_id).await?;
-            let page = state.app.audit_entries(&call, Some(acting.org_id), params.cursor.as_deref(), params.limit).await?;
+            let page = state
+                .app
+                .audit_entries(
+                    &call,
+                    Some(acting.org_id),
+                    params.cursor.as_deref(),
+                    params.limit,
+                )
+                .await?;
             Ok::<_, Error>((org, page))
         }
         .await;
@@ -329,14 +462,21 @@ async fn audit_page(State(state): State<ServerState>, Query(params): Query<PageP
                 let status = crate::error::status_of(&error);
                 return (status, Html(format!("<!doctype html><title>Not allowed</title><p>{}</p><p><a href=\"/\">Home</a></p>", askama_escape(&error.to_string())))).into_response();
             }
-            Err(error) => return crate::ApiError::new(error).with_request_id(request_id).into_response(),
+            Err(error) => {
+                return crate::ApiError::new(error)
+                    .with_request_id(request_id)
+                    .into_response();
+            }
         }
     }
     page(StatusCode::OK, &view)
 }
 
 fn askama_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 use axum::extract::FromRequest;

@@ -1,0 +1,108 @@
+//! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
+//! check the session cookie's flags, open the audit log, sign out.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::{Backend, TestServer, http};
+
+const PASSWORD: &str = "browser test password";
+
+/// Where the browser test's script and its node_modules are; `None` outside CI when absent.
+fn browser_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AGORA_TEST_BROWSER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser"));
+    let ready =
+        dir.join("node_modules/playwright-core").exists() && PathBuf::from(chromium()).exists();
+    if !ready && std::env::var_os("CI").is_some() {
+        panic!("CI must install Chromium and tests/browser's node_modules (see .ci/run)");
+    }
+    ready.then_some(dir)
+}
+
+fn chromium() -> String {
+    std::env::var("AGORA_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// Uses the bootstrap's one-time link to give the owner a password, as a person would.
+fn choose_password(server: &TestServer) {
+    let client = http();
+    let page = client.get(&server.signin_link).send().unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("agora_csrf="))
+        .expect("the link page sets a CSRF cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().unwrap();
+    let csrf = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = client
+        .post(&server.signin_link)
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "{}",
+        response.text().unwrap_or_default()
+    );
+    // The link works once.
+    assert_eq!(
+        client.get(&server.signin_link).send().unwrap().status(),
+        410
+    );
+}
+
+#[test]
+fn a_person_signs_in_opens_the_audit_log_and_signs_out_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let server = TestServer::start(Backend::Sqlite);
+    choose_password(&server);
+    let screenshots = std::env::var("AGORA_SCREENSHOT_DIR").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join("agora-portal-screenshots")
+            .display()
+            .to_string()
+    });
+    let output = Command::new("node")
+        .arg(dir.join("portal-signin.mjs"))
+        .env("AGORA_URL", &server.url)
+        .env("AGORA_EMAIL", "owner@agora.localhost")
+        .env("AGORA_PASSWORD", PASSWORD)
+        .env("AGORA_TEST_CHROMIUM", chromium())
+        .env("AGORA_SCREENSHOT_DIR", &screenshots)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all 6 steps passed"), "{stdout}");
+}
