@@ -1,0 +1,7 @@
+//! Integration tests of the HTTP edge against a real server on 127.0.0.1, on SQLite and,
+//! when `AGORA_TEST_POSTGRES_URL` is set, on PostgreSQL.
+
+mod api;
+mod bad_input;
+mod harness;
+mod openapi;
