@@ -139,10 +139,10 @@ struct SigninPage {
 }
 
 async fn signin_page(State(state): State<ServerState>, headers: HeaderMap) -> Response {
-    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
-        if state.app.authenticate_session(&secret).await.is_ok() {
-            return Redirect::to("/").into_response();
-        }
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE)
+        && state.app.authenticate_session(&secret).await.is_ok()
+    {
+        return Redirect::to("/").into_response();
     }
     let csrf_token = new_secret();
     let response = page(
