@@ -604,3 +604,66 @@ async fn checkpoints_are_signed_by_the_published_key() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admission_by_approval_a_partners_new_organisation_waits_for_the_operator() {
+    let config = agora_app::AppConfig {
+        admission: agora_app::Admission::Approval,
+        ..agora_app::AppConfig::default()
+    };
+    let api = TestApi::start_with(
+        crate::harness::Backend::Sqlite,
+        config,
+        agora_server::ServerConfig::default(),
+    )
+    .await;
+    // The operator's own creations are admitted at once.
+    let fresh = api.partner("FreshMart").await;
+    let owner = api
+        .member_token(&fresh, "ana@freshmart.example", "owner")
+        .await;
+    let (status, logistics) = api
+        .post(
+            "/api/v1/orgs",
+            &owner,
+            json!({ "name": "FreshMart Logistics" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{logistics}");
+    assert_eq!(logistics["status"], "pending");
+    let logistics_id = logistics["id"].as_str().unwrap().to_owned();
+    // Its creator cannot approve it; the operator can.
+    let (status, problem) = api
+        .post(
+            &format!("/api/v1/orgs/{logistics_id}/approve"),
+            &owner,
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem["rule"].as_str()),
+        (403, Some("no-permit"))
+    );
+    let (status, approved) = api
+        .post(
+            &format!("/api/v1/orgs/{logistics_id}/approve"),
+            &api.operator_token,
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "active");
+    let (_, events) = api
+        .get(
+            &format!("/api/v1/orgs/{logistics_id}/events"),
+            &api.operator_token,
+        )
+        .await;
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["org.created", "org.approved"]);
+}
