@@ -102,7 +102,7 @@ pub struct TestServer {
     /// The bootstrap owner token of the operator organisation.
     pub owner_token: String,
     pub signin_link: String,
-    pub stdout: Vec<String>,
+    extra_args: Vec<String>,
     child: Child,
     _dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
@@ -117,38 +117,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let database = (backend == Backend::Postgres).then(PostgresDatabase::create);
-        let mut command = agora();
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .args(extra_args);
-        if let Some(database) = &database {
-            command.args(["--database-url", &database.url]);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("agora starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        let url = loop {
-            let line = receiver
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("agora serve printed no address; got {lines:?}"));
-            lines.push(line.clone());
-            if let Some(rest) = line.strip_prefix("Agora is listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
+        let database_url = database.as_ref().map(|database| database.url.clone());
+        let extra_args: Vec<String> = extra_args.iter().map(|arg| arg.to_string()).collect();
+        let (child, url, lines) = spawn_serve(&data_dir, database_url.as_deref(), &extra_args);
         let find = |label: &str| {
             lines
                 .iter()
@@ -161,19 +132,31 @@ impl TestServer {
         };
         let owner_token = find("Owner API token (shown only now):");
         let signin_link = find("Sign in (one-time link, choose a password):");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || while receiver.recv().is_ok() {});
         Self {
             url,
             data_dir,
-            database_url: database.as_ref().map(|database| database.url.clone()),
+            database_url,
             owner_token,
             signin_link,
-            stdout: lines,
+            extra_args,
             child,
             _dir: dir,
             _database: database,
         }
+    }
+
+    /// Kills the server with SIGKILL, as a power cut or the OOM killer would, and starts it again
+    /// on the same storage.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url, _) = spawn_serve(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            &self.extra_args,
+        );
+        self.child = child;
+        self.url = url;
     }
 
     /// Arguments that point an offline command at this server's storage.
@@ -213,6 +196,50 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `agora serve` and waits until it prints its address; returns the process, the URL
+/// and the lines printed until then.
+fn spawn_serve(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    extra_args: &[String],
+) -> (Child, String, Vec<String>) {
+    let mut command = agora();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agora starts");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let url = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("agora serve printed no address; got {lines:?}"));
+        lines.push(line.clone());
+        if let Some(rest) = line.strip_prefix("Agora is listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || while receiver.recv().is_ok() {});
+    (child, url, lines)
 }
 
 /// A blocking HTTP client for tests.

@@ -3,5 +3,7 @@
 
 mod audit_tamper;
 mod browser;
+mod cli_client;
 mod harness;
+mod kill;
 mod serve;

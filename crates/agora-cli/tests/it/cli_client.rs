@@ -1,0 +1,565 @@
+//! The client commands against a real server: signing in to a private profile, organisations,
+//! members and tokens, refusals with their rule and exit code, JSON output, and the audit log
+//! read, exported and verified online (including a checkpoint saved earlier, and tampering).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::harness::{Backend, TestServer, agora, run_sql};
+
+/// What one run of the client printed, and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    fn failure(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {self:#?}"))
+    }
+}
+
+/// A client whose profiles live in their own folder, so that nothing leaks between tests.
+struct Client {
+    home: tempfile::TempDir,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = agora();
+        command
+            .env("AGORA_HOME", self.home.path())
+            .env_remove("AGORA_PROFILE")
+            .env_remove("AGORA_SERVER")
+            .env_remove("AGORA_TOKEN");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command();
+        command.args(args).envs(env.iter().copied());
+        output(command.output().unwrap())
+    }
+
+    /// `agora login`, with the token written on standard input as a script would.
+    fn login(&self, server: &TestServer, token: &str, profile: &str) -> Run {
+        let mut child = self
+            .command()
+            .args(["login", "--server", &server.url, "--profile", profile])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+        output(child.wait_with_output().unwrap())
+    }
+
+    fn profiles_file(&self) -> std::path::PathBuf {
+        self.home.path().join("profiles.json")
+    }
+}
+
+fn output(output: std::process::Output) -> Run {
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// A token made offline on the server's storage, as an operator would script it.
+fn offline_token(server: &TestServer, org: &str, role: &str) -> String {
+    let output = agora()
+        .args(["admin", "create-token", "--org", org, "--role", role])
+        .args(server.storage_args())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn login_stores_a_private_profile_that_org_and_member_commands_use() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+
+    // Before signing in, the client says how to.
+    let run = client.run(&["org", "list"]).failure(3);
+    assert!(run.stderr.contains("agora login --server"), "{run:#?}");
+
+    // A token the server refuses is not stored.
+    let wrong = format!("agora_000000000000_{}", "0".repeat(64));
+    let run = client.login(&server, &wrong, "default").failure(3);
+    assert!(
+        run.stderr.contains("unknown, revoked or expired"),
+        "{run:#?}"
+    );
+    assert!(!client.profiles_file().exists());
+
+    let run = client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    assert!(
+        run.stdout.contains("owner of Agora Operator (org_"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("usr_"), "{run:#?}");
+    let prefix = &server.owner_token[..18];
+    assert!(
+        run.stdout.contains(prefix),
+        "the prefix identifies the token: {run:#?}"
+    );
+    assert!(
+        !run.stdout.contains(&server.owner_token) && !run.stderr.contains(&server.owner_token),
+        "the token is never printed: {run:#?}"
+    );
+    assert_eq!(mode(&client.profiles_file()), 0o600);
+    let profiles: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(client.profiles_file()).unwrap()).unwrap();
+    assert_eq!(
+        profiles["profiles"]["default"]["server"],
+        server.url.as_str()
+    );
+
+    let run = client.run(&["org", "list"]).success();
+    let header = run.stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("NAME") && header.contains("STATUS"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("Agora Operator"), "{run:#?}");
+
+    // Creating with the same idempotency key twice creates once.
+    let create = [
+        "org",
+        "create",
+        "FreshMart",
+        "--idempotency-key",
+        "freshmart-1",
+        "--format",
+        "json",
+    ];
+    let first = client.run(&create).success().json();
+    let second = client.run(&create).success().json();
+    assert_eq!(first["name"], "FreshMart");
+    assert_eq!(first["id"], second["id"]);
+    let freshmart = first["id"].as_str().unwrap().to_owned();
+
+    let orgs = client
+        .run(&["org", "list", "--format", "json"])
+        .success()
+        .json();
+    let names: Vec<&str> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|org| org["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Agora Operator", "FreshMart"]);
+    assert_eq!(
+        client
+            .run(&["org", "list", "--limit", "1", "--format", "json"])
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Organisations are named by id or by name, whatever the case.
+    let run = client.run(&["org", "show", "freshmart"]).success();
+    assert!(run.stdout.contains(&freshmart), "{run:#?}");
+    client.run(&["org", "show", "Nobody Inc"]).failure(5);
+    client
+        .run(&["org", "rename", &freshmart, "FreshMart Group"])
+        .success();
+
+    // A new user gets a one-time sign-in link, printed once.
+    let run = client
+        .run(&[
+            "member",
+            "add",
+            &freshmart,
+            "ana@freshmart.example",
+            "--role",
+            "analyst",
+            "--name",
+            "Ana Lima",
+        ])
+        .success();
+    assert!(run.stdout.contains("/signin/link/"), "{run:#?}");
+    assert!(run.stderr.contains("shown only now"), "{run:#?}");
+
+    let run = client.run(&["member", "list", "FreshMart Group"]).success();
+    let ana = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("ana@freshmart.example"))
+        .unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(
+        ana.contains("Ana Lima") && ana.contains("analyst"),
+        "{run:#?}"
+    );
+
+    let members = client
+        .run(&["member", "list", &freshmart, "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        members.as_array().unwrap().len(),
+        2,
+        "the creator and Ana: {members}"
+    );
+    client
+        .run(&["member", "remove", &freshmart, "ana@freshmart.example"])
+        .success();
+    let run = client.run(&["member", "list", &freshmart]).success();
+    assert!(!run.stdout.contains("ana@freshmart.example"), "{run:#?}");
+
+    // A server that does not answer is named, with exit code 7.
+    let run = client
+        .run_with(
+            &["org", "list", "--server", "http://127.0.0.1:9"],
+            &[("AGORA_TOKEN", &server.owner_token)],
+        )
+        .failure(7);
+    assert!(
+        run.stderr.contains("isn't reachable at http://127.0.0.1:9"),
+        "{run:#?}"
+    );
+    // A server that is not the profile's never receives the profile's token.
+    client
+        .run(&["org", "list", "--server", "http://127.0.0.1:9"])
+        .failure(2);
+}
+
+#[test]
+fn created_tokens_work_until_revoked_and_refusals_name_the_rule() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+
+    // The secret is alone on standard output, so that a script can capture it.
+    let run = client
+        .run(&[
+            "token",
+            "create",
+            "Agora Operator",
+            "--name",
+            "ci",
+            "--role",
+            "admin",
+            "--expires-in-days",
+            "30",
+        ])
+        .success();
+    let secret = run.stdout.trim().to_owned();
+    assert!(
+        secret.starts_with("agora_") && !secret.contains(char::is_whitespace),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("shown only now"), "{run:#?}");
+    let with_secret = [("AGORA_TOKEN", secret.as_str())];
+    let me = client
+        .run_with(&["org", "list", "--server", &server.url], &with_secret)
+        .success();
+    assert!(me.stdout.contains("Agora Operator"), "{me:#?}");
+
+    // With --format json, the answer carries the secret and the token's record.
+    let created = client
+        .run(&[
+            "token",
+            "create",
+            "Agora Operator",
+            "--name",
+            "dashboards",
+            "--role",
+            "analyst",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert!(
+        created["secret"].as_str().unwrap().starts_with("agora_"),
+        "{created}"
+    );
+    assert_eq!(created["token"]["role"], "analyst");
+
+    let tokens = client
+        .run(&["token", "list", "Agora Operator", "--format", "json"])
+        .success()
+        .json();
+    let ci = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["name"] == "ci")
+        .unwrap_or_else(|| panic!("{tokens}"));
+    let ci_id = ci["id"].as_str().unwrap().to_owned();
+    assert_eq!(ci["prefix"].as_str().unwrap(), &secret[..18]);
+    let run = client.run(&["token", "list", "Agora Operator"]).success();
+    assert!(
+        run.stdout.contains("PREFIX")
+            && run.stdout.contains(&ci_id)
+            && !run.stdout.contains(&secret),
+        "{run:#?}"
+    );
+
+    let run = client.run(&["token", "revoke", &ci_id]).success();
+    assert!(run.stdout.contains("revoked"), "{run:#?}");
+    let run = client
+        .run_with(&["org", "list", "--server", &server.url], &with_secret)
+        .failure(3);
+    assert!(run.stderr.contains("revoked"), "{run:#?}");
+
+    // An analyst of the operator may read, but not admit organisations or grant above its role.
+    let analyst = offline_token(&server, "Agora Operator", "analyst");
+    client.login(&server, &analyst, "analyst").success();
+    let pending = client
+        .run(&["org", "create", "Carrier Co-op", "--format", "json"])
+        .success()
+        .json();
+    let pending_id = pending["id"].as_str().unwrap();
+    client
+        .run(&["org", "list", "--profile", "analyst"])
+        .success();
+    let run = client
+        .run(&["org", "approve", pending_id, "--profile", "analyst"])
+        .failure(4);
+    assert!(
+        run.stderr.contains("(rule: no-permit)") && run.stderr.contains("(request id: req_"),
+        "{run:#?}"
+    );
+    let run = client
+        .run(&[
+            "token",
+            "create",
+            "Agora Operator",
+            "--name",
+            "escalate",
+            "--role",
+            "owner",
+            "--profile",
+            "analyst",
+        ])
+        .failure(4);
+    assert!(
+        run.stderr.contains("(rule: no-role-escalation)"),
+        "{run:#?}"
+    );
+    let run = client
+        .run_with(
+            &[
+                "token",
+                "create",
+                "Agora Operator",
+                "--name",
+                "x",
+                "--role",
+                "owner",
+            ],
+            &[("AGORA_PROFILE", "analyst")],
+        )
+        .failure(4);
+    assert!(
+        run.stderr.contains("no-role-escalation"),
+        "the profile can come from AGORA_PROFILE: {run:#?}"
+    );
+}
+
+#[test]
+fn audit_log_export_and_online_verify_including_a_saved_checkpoint_and_tampering() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    for name in ["FreshMart", "Brightbrew Brands"] {
+        client.run(&["org", "create", name]).success();
+    }
+
+    let entries = client
+        .run(&["audit", "log", "--format", "json"])
+        .success()
+        .json();
+    let entries = entries.as_array().unwrap();
+    assert!(entries.len() >= 3, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["action"] == "org.create" && entry["outcome"] == "succeeded")
+    );
+    let run = client.run(&["audit", "log", "--limit", "2"]).success();
+    assert_eq!(
+        run.stdout.lines().count(),
+        3,
+        "a header and two entries: {run:#?}"
+    );
+    for column in ["SEQ", "TIME", "ACTION", "RESOURCE", "OUTCOME", "CREDENTIAL"] {
+        assert!(
+            run.stdout.starts_with("SEQ") && run.stdout.lines().next().unwrap().contains(column),
+            "{run:#?}"
+        );
+    }
+    client
+        .run(&["audit", "log", "--all", "--limit", "1"])
+        .success();
+
+    // Save a signed checkpoint, then let the log grow past it.
+    let checkpoint = client
+        .run(&["audit", "checkpoint", "--create", "--format", "json"])
+        .success()
+        .json();
+    let latest = client
+        .run(&["audit", "checkpoint", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(latest, checkpoint);
+    let folder = tempfile::tempdir().unwrap();
+    let saved = folder.path().join("checkpoint.json");
+    std::fs::write(&saved, serde_json::to_string_pretty(&checkpoint).unwrap()).unwrap();
+    client.run(&["org", "create", "Carrier Co-op"]).success();
+
+    let run = client.run(&["audit", "verify"]).success();
+    // The server may have signed more on its own timer; at least the one above was checked.
+    assert!(
+        run.stdout.starts_with("The audit log is intact:") && run.stdout.contains(" checked, "),
+        "{run:#?}"
+    );
+    assert!(!run.stdout.contains(" 0 signed checkpoints"), "{run:#?}");
+    let saved_arg = saved.to_str().unwrap();
+    let report = client
+        .run(&[
+            "audit",
+            "verify",
+            "--checkpoint",
+            saved_arg,
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["saved_checkpoint_seq"], checkpoint["seq"]);
+    assert!(
+        report["entries"].as_i64().unwrap() > checkpoint["seq"].as_i64().unwrap(),
+        "{report}"
+    );
+    assert!(
+        report["own_entries_checked"].as_i64().unwrap() >= 4,
+        "{report}"
+    );
+
+    // An analyst, who may not sign checkpoints, verifies the same log.
+    let analyst = offline_token(&server, "Agora Operator", "analyst");
+    client
+        .run_with(
+            &[
+                "audit",
+                "verify",
+                "--server",
+                &server.url,
+                "--checkpoint",
+                saved_arg,
+            ],
+            &[("AGORA_TOKEN", &analyst)],
+        )
+        .success();
+    let run = client
+        .run_with(
+            &["audit", "checkpoint", "--create", "--server", &server.url],
+            &[("AGORA_TOKEN", &analyst)],
+        )
+        .failure(4);
+    assert!(run.stderr.contains("(rule: "), "{run:#?}");
+
+    // The export is JSON lines, one per entry, written to the file only once whole.
+    let export = folder.path().join("audit.jsonl");
+    client
+        .run(&["audit", "export", "--output", export.to_str().unwrap()])
+        .success();
+    let text = std::fs::read_to_string(&export).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let listed = client
+        .run(&["audit", "log", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(lines.len(), listed.as_array().unwrap().len());
+    assert_eq!(lines[0]["seq"], 1);
+    assert!(!folder.path().join("audit.jsonl.partial").exists());
+    let run = client.run(&["audit", "export"]).success();
+    assert!(
+        run.stdout
+            .lines()
+            .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()),
+        "{run:#?}"
+    );
+
+    // A checkpoint whose head was altered is no longer the instance's signature.
+    let mut forged = checkpoint.clone();
+    forged["head_hash"] = serde_json::json!("ab".repeat(32));
+    std::fs::write(&saved, forged.to_string()).unwrap();
+    let run = client
+        .run(&["audit", "verify", "--checkpoint", saved_arg])
+        .failure(8);
+    assert!(
+        run.stderr.contains("is not signed by this instance's key"),
+        "{run:#?}"
+    );
+
+    // An entry edited in the database is named by its number.
+    let database = format!("sqlite://{}", server.data_dir.join("agora.db").display());
+    run_sql(
+        &database,
+        "UPDATE audit_entries SET action = 'org.nothing_to_see' WHERE seq = 2",
+    );
+    let run = client.run(&["audit", "verify"]).failure(8);
+    assert!(
+        run.stderr.contains("entry 2 was edited") && run.stderr.contains("(first bad entry: 2)"),
+        "{run:#?}"
+    );
+}
