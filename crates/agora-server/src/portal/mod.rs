@@ -30,6 +30,7 @@ pub fn routes() -> Router<ServerState> {
         .route("/", get(home))
         .route("/signin", get(signin_page).post(signin))
         .route("/signin/link/{secret}", get(link_page).post(use_link))
+        .route("/signup", get(signup_page).post(signup))
         .route("/signout", axum::routing::post(signout))
         .route("/audit", get(audit_page))
         .route("/assets/portal.css", get(stylesheet))
@@ -215,6 +216,82 @@ async fn signin(State(state): State<ServerState>, request: Request) -> Response 
                     error: Some(message),
                 },
             )
+        }
+        Err(error) => crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    csrf_token: String,
+    display_name: String,
+    email: String,
+    error: Option<String>,
+}
+
+async fn signup_page(State(state): State<ServerState>) -> Response {
+    let csrf_token = new_secret();
+    let view = SignupPage {
+        csrf_token: csrf_token.clone(),
+        display_name: String::new(),
+        email: String::new(),
+        error: None,
+    };
+    with_cookie(
+        page(StatusCode::OK, &view),
+        set_cookie(&state, CSRF_COOKIE, &csrf_token, 3600),
+    )
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    display_name: String,
+    email: String,
+    password: String,
+    csrf_token: String,
+}
+
+/// Creates a customer account (a user without an organisation) and signs it in.
+async fn signup(State(state): State<ServerState>, request: Request) -> Response {
+    let request_id = request_id(request.extensions());
+    let headers = request.headers().clone();
+    let Ok(Form(form)) = Form::<SignupForm>::from_request(request, &state).await else {
+        return (StatusCode::BAD_REQUEST, "the sign-up form was incomplete").into_response();
+    };
+    if !csrf_matches(&headers, &form.csrf_token) {
+        return csrf_refused();
+    }
+    let again = |form: SignupForm, message: String| {
+        let view = SignupPage {
+            csrf_token: form.csrf_token,
+            display_name: form.display_name,
+            email: form.email,
+            error: Some(message),
+        };
+        page(StatusCode::UNPROCESSABLE_ENTITY, &view)
+    };
+    match state
+        .app
+        .sign_up(&form.email, &form.display_name, &form.password, request_id)
+        .await
+    {
+        Ok(signed_in) => {
+            let max_age = state.app.config().session_ttl_seconds;
+            let response = with_cookie(
+                Redirect::to("/").into_response(),
+                set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age),
+            );
+            with_cookie(response, set_cookie(&state, CSRF_COOKIE, "", 0))
+        }
+        Err(Error::Conflict(_)) => again(
+            form,
+            "An account with this e-mail address exists already; sign in instead.".to_owned(),
+        ),
+        Err(Error::Invalid { field, message }) => {
+            again(form, format!("The {} {message}.", field.replace('_', " ")))
         }
         Err(error) => crate::ApiError::new(error)
             .with_request_id(request_id)

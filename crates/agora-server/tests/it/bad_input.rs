@@ -401,3 +401,73 @@ async fn the_portal_throttles_failed_sign_ins_refuses_forged_cookies_and_require
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_signs_up_lands_on_a_home_without_an_organisation_and_cannot_sign_up_twice() {
+    let api = TestApi::start(Backend::Sqlite).await;
+    let csrf = "d".repeat(64);
+    let signup = |email: &'static str, password: &'static str| {
+        api.client
+            .post(format!("{}/signup", api.url))
+            .header("cookie", format!("agora_csrf={csrf}"))
+            .form(&[
+                ("display_name", "Chen Wei"),
+                ("email", email),
+                ("password", password),
+                ("csrf_token", csrf.as_str()),
+            ])
+            .send()
+    };
+    let short = signup("chen@example.org", "short").await.unwrap();
+    assert_eq!(short.status(), 422);
+    assert!(
+        short
+            .text()
+            .await
+            .unwrap()
+            .contains("The password must have at least 12 characters.")
+    );
+
+    let created = signup("chen@example.org", "a long enough password")
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let cookie = created
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("agora_session="))
+        .unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let home = api
+        .client
+        .get(format!("{}/", api.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    assert!(
+        html.contains("Welcome, Chen Wei") && html.contains("do not belong to an organisation"),
+        "{html}"
+    );
+
+    let again = signup("CHEN@example.org", "another long password")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("exists already"));
+
+    let (_, all) = api
+        .get("/api/v1/audit?limit=200", &api.operator_token)
+        .await;
+    let created_users = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "user.create")
+        .count();
+    assert_eq!(created_users, 1, "one account, one audit entry");
+}
