@@ -7,7 +7,12 @@ use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::event::Event;
 use agora_domain::model::Checkpoint;
 use agora_domain::{Error, OrgId, Result, Timestamp};
-use agora_store::{AuditFilter, Store};
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use agora_store::{AuditFilter, AuditVisitor, Store};
 
 use crate::secrets::verify_signature;
 use crate::{App, Call, Page};
@@ -25,11 +30,9 @@ pub struct ChainReport {
 /// Called with the number of entries checked so far, for progress bars.
 pub type VerifyProgress<'a> = &'a mut dyn FnMut(i64, i64);
 
-const VERIFY_BATCH: u32 = 10_000;
-
 /// Verifies the whole chain in the database: every entry's hash and link, that the head
 /// matches the last entry (nothing cut from the end), and every stored checkpoint's signature
-/// and place in the chain. Reads in batches, so memory stays flat whatever the log's length.
+/// and place in the chain. Streams the entries, so memory stays flat whatever the log's length.
 pub async fn verify_chain(
     store: &Store,
     public_key_hex: &str,
@@ -38,47 +41,30 @@ pub async fn verify_chain(
     let (head_seq, head_hash) = store.audit_head().await?;
     let mut checkpoints = store.checkpoints(None, u32::MAX).await?;
     checkpoints.sort_by_key(|checkpoint| checkpoint.seq);
-    let mut pending_checkpoints = checkpoints.iter().peekable();
-    let mut checkpoints_checked = 0;
-    let mut verifier = ChainVerifier::from_genesis();
-    loop {
-        let batch = store
-            .audit_entries(AuditFilter {
-                org_id: None,
-                after_seq: verifier.last_seq(),
-                limit: VERIFY_BATCH,
-            })
-            .await?;
-        if batch.is_empty() {
-            break;
+    let checked = Arc::new(AtomicI64::new(0));
+    let walk = ChainWalk {
+        verifier: ChainVerifier::from_genesis(),
+        checkpoints: checkpoints.into_iter().collect(),
+        public_key_hex: public_key_hex.to_owned(),
+        checkpoints_checked: 0,
+        outcome: Ok(()),
+        checked: checked.clone(),
+    };
+    // Report progress while the scan runs on its own thread.
+    let scan = store.for_each_audit_entry(0, walk);
+    tokio::pin!(scan);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(200));
+    let walk = loop {
+        tokio::select! {
+            walk = &mut scan => break walk?,
+            _ = ticker.tick() => progress(checked.load(Ordering::Relaxed), head_seq),
         }
-        for entry in &batch {
-            if let Err(chain_break) = verifier.push_entry(entry) {
-                return Ok(Err(chain_break));
-            }
-            while let Some(checkpoint) =
-                pending_checkpoints.next_if(|checkpoint| checkpoint.seq <= entry.seq)
-            {
-                if checkpoint.seq != entry.seq || checkpoint.head_hash != entry.entry_hash {
-                    return Ok(Err(ChainBreak::Unlinked {
-                        seq: checkpoint.seq.max(1),
-                    }));
-                }
-                let message =
-                    checkpoint_message(checkpoint.seq, &checkpoint.head_hash, checkpoint.at);
-                if checkpoint.key_id != public_key_hex
-                    || !verify_signature(&checkpoint.key_id, &message, &checkpoint.signature)
-                {
-                    return Err(Error::Conflict(format!(
-                        "the checkpoint at entry {} is not signed by this instance's key",
-                        checkpoint.seq
-                    )));
-                }
-                checkpoints_checked += 1;
-            }
-        }
-        progress(verifier.last_seq(), head_seq);
+    };
+    progress(walk.verifier.last_seq(), head_seq);
+    if let Err(chain_break) = walk.outcome {
+        return Ok(Err(chain_break));
     }
+    let verifier = walk.verifier;
     if verifier.last_seq() != head_seq {
         return Ok(Err(ChainBreak::Missing {
             expected: verifier.last_seq() + 1,
@@ -88,7 +74,7 @@ pub async fn verify_chain(
     if verifier.head() != head_hash {
         return Ok(Err(ChainBreak::Edited { seq: head_seq }));
     }
-    if let Some(checkpoint) = pending_checkpoints.next() {
+    if let Some(checkpoint) = walk.checkpoints.front() {
         return Ok(Err(ChainBreak::Missing {
             expected: verifier.last_seq() + 1,
             found: checkpoint.seq,
@@ -97,8 +83,64 @@ pub async fn verify_chain(
     Ok(Ok(ChainReport {
         entries: verifier.last_seq(),
         head: verifier.head(),
-        checkpoints_checked,
+        checkpoints_checked: walk.checkpoints_checked,
     }))
+}
+
+/// The state of a verification as entries stream past.
+struct ChainWalk {
+    verifier: ChainVerifier,
+    /// Checkpoints not yet reached, oldest first.
+    checkpoints: VecDeque<Checkpoint>,
+    public_key_hex: String,
+    checkpoints_checked: usize,
+    outcome: Result<(), ChainBreak>,
+    /// Entries checked so far, for the progress report.
+    checked: Arc<AtomicI64>,
+}
+
+impl AuditVisitor for ChainWalk {
+    fn visit(&mut self, entry: AuditEntry) -> ControlFlow<()> {
+        let result = self.check(&entry);
+        if entry.seq % 1024 == 0 {
+            self.checked.store(entry.seq, Ordering::Relaxed);
+        }
+        match result {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(chain_break) => {
+                self.outcome = Err(chain_break);
+                ControlFlow::Break(())
+            }
+        }
+    }
+}
+
+impl ChainWalk {
+    fn check(&mut self, entry: &AuditEntry) -> Result<(), ChainBreak> {
+        self.verifier.push_entry(entry)?;
+        while let Some(checkpoint) = self
+            .checkpoints
+            .front()
+            .filter(|checkpoint| checkpoint.seq <= entry.seq)
+        {
+            if checkpoint.seq != entry.seq || checkpoint.head_hash != entry.entry_hash {
+                return Err(ChainBreak::Unlinked {
+                    seq: checkpoint.seq.max(1),
+                });
+            }
+            let message = checkpoint_message(checkpoint.seq, &checkpoint.head_hash, checkpoint.at);
+            if checkpoint.key_id != self.public_key_hex
+                || !verify_signature(&checkpoint.key_id, &message, &checkpoint.signature)
+            {
+                return Err(ChainBreak::BadSignature {
+                    seq: checkpoint.seq,
+                });
+            }
+            self.checkpoints_checked += 1;
+            self.checkpoints.pop_front();
+        }
+        Ok(())
+    }
 }
 
 impl App {
@@ -209,7 +251,7 @@ impl App {
         }))
     }
 
-    /// Signs the current head of the chain. Returns the existing checkpoint if the head did not move.
+    /// Appends its own audit entry, then signs the chain's head, which includes that entry.
     pub async fn create_checkpoint(&self, call: &Call<'_>) -> Result<Checkpoint> {
         let action = Action::AuditCheckpoint;
         self.authorize(call, action, &Resource::Instance, &Context::default())
@@ -249,7 +291,7 @@ impl App {
         let last = self.store().checkpoints(None, 1).await?;
         if last
             .first()
-            .is_some_and(|checkpoint| checkpoint.seq + 1 >= head_seq)
+            .is_some_and(|checkpoint| checkpoint.seq >= head_seq)
             || head_seq == 0
         {
             return Ok(None);
@@ -260,7 +302,8 @@ impl App {
             .map(Some)
     }
 
-    /// Events in one organisation's feed, after the cursor.
+    /// Events in one organisation's feed, after the cursor. Unlike listings, the feed's
+    /// `next_cursor` is never empty: poll with it to get the events that arrive later.
     pub async fn events(
         &self,
         call: &Call<'_>,
@@ -277,13 +320,18 @@ impl App {
         .await?;
         let limit = self.page_limit(limit)?;
         let after_seq = parse_seq_cursor(cursor)?;
-        let events = self
-            .store()
-            .events(Some(org_id), after_seq, limit + 1)
-            .await?;
-        Ok(Page::from_overfetch(events, limit, |event| {
-            event.seq.to_string()
-        }))
+        let events = self.store().events(Some(org_id), after_seq, limit).await?;
+        // A feed always gives a cursor, even at its end, so that a poller can ask for what comes next.
+        let next_cursor = Some(
+            events
+                .last()
+                .map_or(after_seq, |event| event.seq)
+                .to_string(),
+        );
+        Ok(Page {
+            items: events,
+            next_cursor,
+        })
     }
 
     /// Verifies the chain in this instance's database with its own key.

@@ -58,13 +58,18 @@ impl App {
     pub async fn authenticate_token(&self, presented: &str) -> Result<Actor> {
         let refused = || Error::Unauthenticated("the token is unknown, revoked or expired".into());
         let prefix = secrets::token_prefix(presented).ok_or_else(refused)?;
+        let presented_hash = sha256(presented);
+        let now = Timestamp::now();
+        if let Some(actor) = self.inner.cache.token(prefix, &presented_hash, now) {
+            return Ok(actor);
+        }
         let found = self
             .store()
             .token_for_authentication(prefix)
             .await?
             .ok_or_else(refused)?;
-        if !hashes_equal(&found.record.secret_hash, &sha256(presented))
-            || !found.record.token.is_usable_at(Timestamp::now())
+        if !hashes_equal(&found.record.secret_hash, &presented_hash)
+            || !found.record.token.is_usable_at(now)
         {
             return Err(refused());
         }
@@ -76,21 +81,20 @@ impl App {
             ));
         }
         let token = &found.record.token;
-        // A token never outranks its owner's current role.
-        let role = if member_role.rank() < token.role.rank() {
-            member_role
-        } else {
-            token.role
-        };
-        Ok(Actor {
+        let actor = Actor {
             user_id: Some(token.user_id),
             acting: Some(Acting {
                 org_id: token.org_id,
-                role,
+                // A token never does more than its owner's current role allows.
+                role: token.role.meet(member_role),
                 is_operator: found.org_kind == OrgKind::Operator,
             }),
             credential: Credential::Token(token.id),
-        })
+        };
+        self.inner
+            .cache
+            .put_token(prefix, presented_hash, actor.clone(), token.expires_at);
+        Ok(actor)
     }
 
     /// Authenticates a session cookie's secret.

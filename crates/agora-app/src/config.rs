@@ -25,6 +25,8 @@ pub struct AppConfig {
     pub page_size_max: u32,
     /// Where the portal is reached, for the links the instance prints.
     pub public_url: String,
+    /// How long an authenticated token and an organisation stay cached (0 turns the cache off).
+    pub cache_ttl_ms: u64,
 }
 
 impl Default for AppConfig {
@@ -38,6 +40,7 @@ impl Default for AppConfig {
             page_size_default: 50,
             page_size_max: 200,
             public_url: "http://127.0.0.1:8080".into(),
+            cache_ttl_ms: 5_000,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+mod cache;
 mod config;
 mod orgs;
 pub mod secrets;
@@ -90,6 +91,7 @@ struct Inner {
     authorizer: Authorizer,
     config: AppConfig,
     key: InstanceKey,
+    cache: cache::Cache,
 }
 
 /// How a write that may be a replay began.
@@ -116,6 +118,7 @@ impl App {
     pub fn new(store: Store, authorizer: Authorizer, config: AppConfig, key: InstanceKey) -> Self {
         Self {
             inner: Arc::new(Inner {
+                cache: cache::Cache::new(std::time::Duration::from_millis(config.cache_ttl_ms)),
                 store,
                 authorizer,
                 config,
@@ -273,7 +276,11 @@ impl App {
         for event in &done.events {
             tx.insert_event(event, at).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        // Every change so far touches identity (organisations, members, tokens, sessions): what
+        // was cached may be stale now.
+        self.inner.cache.clear();
+        Ok(())
     }
 
     fn page_limit(&self, requested: Option<u32>) -> Result<u32> {

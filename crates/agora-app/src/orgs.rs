@@ -133,10 +133,16 @@ impl App {
         let resource = Resource::Organisation(org_id);
         self.authorize(call, Action::OrgRead, &resource, &Context::default())
             .await?;
-        self.store()
+        if let Some(org) = self.inner.cache.org(org_id) {
+            return Ok(org);
+        }
+        let org = self
+            .store()
             .org(org_id)
             .await?
-            .ok_or_else(|| Error::not_found(format!("organisation {org_id}")))
+            .ok_or_else(|| Error::not_found(format!("organisation {org_id}")))?;
+        self.inner.cache.put_org(&org);
+        Ok(org)
     }
 
     pub async fn orgs(
@@ -197,6 +203,12 @@ impl App {
         let resource = Resource::Organisation(org_id);
         self.authorize(call, action, &resource, &Context::default())
             .await?;
+        // Approving an admitted organisation again changes nothing, and says so by changing nothing.
+        if let Some(org) = self.store().org(org_id).await?
+            && org.status == OrgStatus::Active
+        {
+            return Ok(org);
+        }
         let result = async {
             let mut tx = self.store().write().await?;
             tx.set_org_status(org_id, OrgStatus::Active).await?;
@@ -255,8 +267,14 @@ impl App {
     ) -> Result<MemberAdded> {
         let action = Action::MemberAdd;
         let resource = Resource::Organisation(org_id);
+        // Changing an existing member's role is judged by what they are now, too (owners-manage-owners).
+        let target_role = match self.store().user_by_email(&input.email).await? {
+            Some(existing) => self.store().membership(org_id, existing.user.id).await?,
+            None => None,
+        };
         let context = Context {
             granted_role: Some(input.role),
+            target_role,
         };
         self.authorize(call, action, &resource, &context).await?;
         if input.password.is_some() && !call.actor.is_system() {
@@ -335,11 +353,16 @@ impl App {
                 detail: data.clone(),
                 events: vec![event("member.added", member.user_id, Some(org_id), data)],
             };
+            // A replay gets the member without the link: a link's secret is never stored.
+            let replay = MemberAdded {
+                member: member.clone(),
+                signin_link: None,
+            };
+            self.commit(tx, idempotency, call, done, &replay).await?;
             let added = MemberAdded {
                 member,
                 signin_link,
             };
-            self.commit(tx, idempotency, call, done, &added).await?;
             Ok(added)
         }
         .await;
@@ -354,8 +377,11 @@ impl App {
     ) -> Result<()> {
         let action = Action::MemberRemove;
         let resource = Resource::Organisation(org_id);
-        self.authorize(call, action, &resource, &Context::default())
-            .await?;
+        let context = Context {
+            target_role: self.store().membership(org_id, user_id).await?,
+            ..Context::default()
+        };
+        self.authorize(call, action, &resource, &context).await?;
         let result = async {
             let mut tx = self.store().write().await?;
             tx.delete_membership(org_id, user_id).await?;
@@ -392,6 +418,7 @@ impl App {
         let resource = Resource::Organisation(org_id);
         let context = Context {
             granted_role: Some(input.role),
+            ..Context::default()
         };
         self.authorize(call, action, &resource, &context).await?;
         let result = async {
@@ -417,7 +444,7 @@ impl App {
             if self.store().membership(org_id, user_id).await?.is_none() {
                 return Err(Error::invalid("org_id", "tokens act for a member; you are not a member of this organisation"));
             }
-            let (mut tx, idempotency) = match self.begin(call, action, &input).await? {
+            let (mut tx, idempotency) = match self.begin(call, action, &(org_id, &input)).await? {
                 Begun::Replay(CreatedTokenReplay { token }) => return Ok(CreatedToken { token, secret: String::new() }),
                 Begun::Fresh(tx, idempotency) => (tx, idempotency),
             };
@@ -483,6 +510,10 @@ impl App {
         };
         self.authorize(call, action, &resource, &Context::default())
             .await?;
+        if token.revoked_at.is_some() {
+            // Revoked already: the first revocation stands, and nothing is recorded twice.
+            return Ok(token);
+        }
         let result = async {
             let mut tx = self.store().write().await?;
             tx.revoke_token(token_id, Timestamp::now()).await?;

@@ -112,8 +112,8 @@ impl InstanceKey {
         }
     }
 
-    /// Reads the key from `path`, or creates it there (readable by the owner only) if absent.
-    pub fn load_or_create(path: &Path) -> Result<Self> {
+    /// Reads the key from `path`; `None` if there is no file.
+    pub fn load(path: &Path) -> Result<Option<Self>> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let bytes = hex::decode(text.trim()).map_err(|_| {
@@ -128,20 +128,23 @@ impl InstanceKey {
                         format!("{} must hold 32 bytes", path.display()),
                     )
                 })?;
-                Ok(Self {
+                Ok(Some(Self {
                     signing: SigningKey::from_bytes(&seed),
-                })
+                }))
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate();
-                write_private(path, &hex::encode(key.signing.to_bytes()))?;
-                Ok(key)
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(Error::Unavailable(format!(
                 "cannot read {}: {error}",
                 path.display()
             ))),
         }
+    }
+
+    /// Creates a new key at `path`, readable by its owner only; refuses to overwrite one.
+    pub fn create(path: &Path) -> Result<Self> {
+        let key = Self::generate();
+        write_private(path, &hex::encode(key.signing.to_bytes()))?;
+        Ok(key)
     }
 
     pub fn public_hex(&self) -> String {

@@ -78,6 +78,7 @@ pub struct Identity {
     pub signin_link_ttl_seconds: i64,
     pub signin_failures_max: i64,
     pub signin_failure_window_seconds: i64,
+    pub cache_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +200,7 @@ impl Config {
             page_size_default: self.api.page_size_default,
             page_size_max: self.api.page_size_max,
             public_url: self.public_url(),
+            cache_ttl_ms: self.identity.cache_ttl_ms,
         }
     }
 

@@ -3,13 +3,12 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use agora_app::{App, Call, CreateToken};
+use agora_app::{App, Call, CreateToken, InstanceKey};
 use agora_domain::{Actor, Error, OrgId, OrgName, RequestId, Role};
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::serve::{ServeArgs, open_app};
+use crate::serve::{Migrate, ServeArgs, open_app, open_store};
 use crate::{Failure, exit};
 
 /// Where the instance's state lives.
@@ -114,19 +113,36 @@ pub async fn resolve_org(app: &App, text: &str) -> Result<OrgId, Failure> {
 }
 
 /// `agora audit verify --data-dir …`: checks the whole chain in the database with the instance's key.
+///
+/// It changes nothing: no folder, key or migration is created, so a mistyped path is an error,
+/// not an empty log that verifies.
 pub async fn verify_local(
     config_file: Option<&Path>,
     storage: &StorageArgs,
 ) -> Result<(), Failure> {
     let config = storage.load_config(config_file)?;
-    let app = open_app(&config)
-        .await
-        .context("cannot open the instance to verify")?;
-    let (head_seq, _) = app.store().audit_head().await?;
+    let data_dir = &config.storage.data_dir;
+    let key_path = data_dir.join("instance.key");
+    let key = InstanceKey::load(&key_path)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "the instance key {} (is {} the instance's data folder?)",
+            key_path.display(),
+            data_dir.display()
+        ))
+    })?;
+    if config.storage.database_url.is_empty() && !data_dir.join("agora.db").exists() {
+        return Err(Error::not_found(format!(
+            "a database in {}: there is no agora.db",
+            data_dir.display()
+        ))
+        .into());
+    }
+    let store = open_store(&config, Migrate::No).await?;
+    let (head_seq, _) = store.audit_head().await?;
     let bar = progress_bar(head_seq.max(0) as u64, "verifying audit entries");
     let started = std::time::Instant::now();
     let mut progress = |done: i64, _total: i64| bar.set_position(done.max(0) as u64);
-    let outcome = app.verify_chain(&mut progress).await?;
+    let outcome = agora_app::verify_chain(&store, &key.public_hex(), &mut progress).await?;
     bar.finish_and_clear();
     match outcome {
         Ok(report) => {

@@ -86,19 +86,44 @@ pub async fn open_app(config: &Config) -> anyhow::Result<App> {
             Authorizer::with_operator_policies(file, &text)?
         }
     };
-    let key = InstanceKey::load_or_create(&config.storage.data_dir.join("instance.key"))?;
+    let store = open_store(config, Migrate::Yes).await?;
+    let key_path = config.storage.data_dir.join("instance.key");
+    let key = match InstanceKey::load(&key_path)? {
+        Some(key) => key,
+        // A log that has signed checkpoints must keep its key: a new one would sign a different history.
+        None if !store.checkpoints(None, 1).await?.is_empty() => anyhow::bail!(
+            "the instance key {} is missing, but the audit log has checkpoints signed with it; restore it from a backup",
+            key_path.display()
+        ),
+        None => InstanceKey::create(&key_path)?,
+    };
+    Ok(App::new(store, authorizer, config.app_config(), key))
+}
+
+/// Whether opening the store may change its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrate {
+    Yes,
+    /// For inspecting a database as it is (verifying its audit log).
+    No,
+}
+
+pub async fn open_store(config: &Config, migrate: Migrate) -> anyhow::Result<Store> {
     let options = StoreOptions {
         database_url: config.database_url(),
         pool_connections_max: config.storage.pool_connections_max,
         acquire_timeout_ms: config.storage.acquire_timeout_ms,
     };
-    let store = Store::open(&options).await.with_context(|| {
+    let store = match migrate {
+        Migrate::Yes => Store::open(&options).await,
+        Migrate::No => Store::connect(&options).await,
+    };
+    store.with_context(|| {
         format!(
             "cannot open the database {}",
             redact_url(&options.database_url)
         )
-    })?;
-    Ok(App::new(store, authorizer, config.app_config(), key))
+    })
 }
 
 pub async fn run(config_file: Option<&Path>, args: ServeArgs) -> Result<(), Failure> {

@@ -201,6 +201,8 @@ pub enum ChainBreak {
     Unlinked { seq: i64 },
     #[error("entry {seq} is out of order: expected entry {expected}")]
     OutOfOrder { seq: i64, expected: i64 },
+    #[error("the checkpoint at entry {seq} is not signed by this instance's key")]
+    BadSignature { seq: i64 },
 }
 
 impl ChainBreak {
@@ -209,7 +211,8 @@ impl ChainBreak {
         match self {
             ChainBreak::Edited { seq }
             | ChainBreak::Unlinked { seq }
-            | ChainBreak::OutOfOrder { seq, .. } => *seq,
+            | ChainBreak::OutOfOrder { seq, .. }
+            | ChainBreak::BadSignature { seq } => *seq,
             ChainBreak::Missing { expected, .. } => *expected,
         }
     }

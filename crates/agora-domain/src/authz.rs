@@ -123,4 +123,6 @@ impl Resource {
 pub struct Context {
     /// The role a member or token would receive (`member.add`, `token.create`).
     pub granted_role: Option<crate::Role>,
+    /// The current role of the member being changed or removed.
+    pub target_role: Option<crate::Role>,
 }

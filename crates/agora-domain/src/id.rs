@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 macro_rules! prefixed_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal, $field:literal) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Uuid);
@@ -54,7 +54,7 @@ macro_rules! prefixed_id {
             type Err = crate::Error;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
-                let field = stringify!($name);
+                let field = $field;
                 let rest = text
                     .strip_prefix($prefix)
                     .and_then(|rest| rest.strip_prefix('_'))
@@ -85,27 +85,27 @@ macro_rules! prefixed_id {
 
 prefixed_id!(
     /// An organisation: the operator or a partner.
-    OrgId, "org"
+    OrgId, "org", "org_id"
 );
 prefixed_id!(
     /// A person: a customer, a member of organisations, or both.
-    UserId, "usr"
+    UserId, "usr", "user_id"
 );
 prefixed_id!(
     /// An API token (the id, not the secret).
-    TokenId, "tok"
+    TokenId, "tok", "token_id"
 );
 prefixed_id!(
     /// A portal sign-in session (the id, not the cookie secret).
-    SessionId, "ses"
+    SessionId, "ses", "session_id"
 );
 prefixed_id!(
     /// An event in the outbox.
-    EventId, "evt"
+    EventId, "evt", "event_id"
 );
 prefixed_id!(
     /// One HTTP request, as carried in `x-request-id` and every audit entry it caused.
-    RequestId, "req"
+    RequestId, "req", "request_id"
 );
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod authz;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod ledger;
 pub mod model;
 pub mod name;
 #[cfg(feature = "openapi")]

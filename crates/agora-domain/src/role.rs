@@ -41,6 +41,24 @@ impl Role {
         }
     }
 
+    /// Whether this role holds every power of `other`: owner covers all, admin covers all but
+    /// owner, analyst and developer cover member and themselves, and neither covers the other.
+    pub fn covers(self, other: Role) -> bool {
+        self == other || self.rank() > other.rank()
+    }
+
+    /// The most powerful role that both roles cover: what a token may do when its own role and
+    /// its owner's current role differ.
+    pub fn meet(self, other: Role) -> Role {
+        if self.covers(other) {
+            other
+        } else if other.covers(self) {
+            self
+        } else {
+            Role::Member
+        }
+    }
+
     /// Rank for "may not grant more than you hold": higher is more powerful.
     pub fn rank(self) -> u8 {
         match self {
@@ -65,5 +83,22 @@ impl FromStr for Role {
         Role::ALL.into_iter().find(|role| role.as_str() == text).ok_or_else(|| {
             crate::Error::invalid("role", format!("`{text}` is not a role; expected one of owner, admin, analyst, developer, member"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysts_and_developers_do_not_cover_each_other() {
+        assert!(Role::Owner.covers(Role::Admin) && Role::Admin.covers(Role::Developer));
+        assert!(!Role::Analyst.covers(Role::Developer) && !Role::Developer.covers(Role::Analyst));
+        assert_eq!(Role::Analyst.meet(Role::Developer), Role::Member);
+        assert_eq!(Role::Owner.meet(Role::Analyst), Role::Analyst);
+        assert_eq!(Role::Member.meet(Role::Admin), Role::Member);
+        for role in Role::ALL {
+            assert_eq!(role.meet(role), role);
+        }
     }
 }

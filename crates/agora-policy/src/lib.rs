@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use agora_domain::authz::{Action, Context, Resource};
-use agora_domain::{Actor, Credential};
+use agora_domain::{Actor, Credential, Role};
 use cedar_policy as cedar;
 use miette::Diagnostic;
 
@@ -314,14 +314,27 @@ impl Authorizer {
                 ),
             },
             (cedar::Decision::Deny, Some(rule)) => {
-                let message = match (rule.as_ref(), context.granted_role) {
-                    ("no-role-escalation" | "owners-grant-owners", Some(granted)) => format!(
-                        "`{rule}` forbids granting role {granted} with {}",
-                        actor.acting.map_or_else(
-                            || "no role".to_owned(),
-                            |acting| format!("role {}", acting.role)
+                let with_role = || {
+                    actor.acting.map_or_else(
+                        || "no role".to_owned(),
+                        |acting| format!("role {}", acting.role),
+                    )
+                };
+                let message = match (rule.as_ref(), context.granted_role, context.target_role) {
+                    ("no-role-escalation" | "owners-grant-owners", Some(granted), _) => {
+                        format!(
+                            "`{rule}` forbids granting role {granted} with {}",
+                            with_role()
                         )
-                    ),
+                    }
+                    ("owners-manage-owners", _, Some(Role::Owner)) => {
+                        let what = if action == Action::MemberRemove {
+                            "removing an owner"
+                        } else {
+                            "changing an owner's role"
+                        };
+                        format!("`{rule}` forbids {what} with {}", with_role())
+                    }
                     _ => format!(
                         "`{rule}` forbids `{action}` on {} for {}",
                         describe_resource(resource),
@@ -440,19 +453,27 @@ impl Authorizer {
             }
         };
 
-        let context = match context.granted_role {
-            None => cedar::Context::empty(),
-            Some(granted) => cedar::Context::from_pairs([
-                (
-                    "granted_role".to_owned(),
-                    cedar::RestrictedExpression::new_string(granted.as_str().to_owned()),
-                ),
-                (
-                    "granted_role_rank".to_owned(),
-                    cedar::RestrictedExpression::new_long(i64::from(granted.rank())),
-                ),
-            ])
-            .map_err(|error| error.to_string())?,
+        let mut pairs = Vec::with_capacity(3);
+        if let Some(granted) = context.granted_role {
+            pairs.push((
+                "granted_role".to_owned(),
+                cedar::RestrictedExpression::new_string(granted.as_str().to_owned()),
+            ));
+            pairs.push((
+                "granted_role_rank".to_owned(),
+                cedar::RestrictedExpression::new_long(i64::from(granted.rank())),
+            ));
+        }
+        if let Some(target) = context.target_role {
+            pairs.push((
+                "target_role".to_owned(),
+                cedar::RestrictedExpression::new_string(target.as_str().to_owned()),
+            ));
+        }
+        let context = if pairs.is_empty() {
+            cedar::Context::empty()
+        } else {
+            cedar::Context::from_pairs(pairs).map_err(|error| error.to_string())?
         };
 
         let request = cedar::Request::new(
@@ -644,7 +665,7 @@ fn describe_actor(actor: &Actor) -> String {
 #[cfg(test)]
 mod tests {
     use agora_domain::actor::Acting;
-    use agora_domain::{OrgId, Role, SessionId, TokenId, UserId};
+    use agora_domain::{OrgId, SessionId, TokenId, UserId};
 
     use super::*;
 
@@ -660,6 +681,7 @@ mod tests {
             @id("is-in") permit (principal is Agora::User in Agora::Organisation::"{org_a}", action, resource is Agora::Organisation);
             @id("system-eq") forbid (principal == Agora::System::"instance", action == Agora::Action::"audit.checkpoint", resource);
             @id("any") forbid (principal, action, resource) when {{ context has granted_role && context.granted_role == "analyst" }};
+            @id("target") permit (principal, action == Agora::Action::"member.remove", resource) when {{ context has target_role && context.target_role == "member" }};
             "#
         );
         let authorizer =
@@ -726,10 +748,15 @@ mod tests {
                 owner: bob,
             },
         ];
-        let contexts: Vec<Context> = std::iter::once(Context::default())
-            .chain(Role::ALL.map(|role| Context {
-                granted_role: Some(role),
-            }))
+        let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();
+        let contexts: Vec<Context> = roles
+            .iter()
+            .flat_map(|&granted_role| {
+                roles.iter().map(move |&target_role| Context {
+                    granted_role,
+                    target_role,
+                })
+            })
             .collect();
 
         let mut compared = 0;

@@ -21,7 +21,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 
 pub use api::openapi;
 pub use error::{ApiError, Problem};
@@ -67,16 +66,11 @@ impl ServerState {
 pub fn router(state: ServerState) -> Router {
     let (api_router, _) = api::routes().split_for_parts();
     let body_limit = state.config.request_body_bytes_max;
-    let timeout = Duration::from_millis(state.config.request_timeout_ms);
     Router::new()
         .merge(api_router)
         .merge(portal::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -101,7 +95,10 @@ async fn no_route(request: Request) -> Response {
             request.method(),
             request.uri().path()
         ),
-        error::ProblemExtra::default(),
+        error::ProblemExtra {
+            request_id: request.extensions().get::<RequestId>().copied(),
+            ..error::ProblemExtra::default()
+        },
     )
 }
 
@@ -118,7 +115,25 @@ async fn observe(State(state): State<ServerState>, mut request: Request, next: N
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", %request_id, %method, %route);
-    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let handled = tokio::time::timeout(
+        timeout,
+        tracing::Instrument::instrument(next.run(request), span),
+    )
+    .await;
+    // A handler that runs out of time is dropped, which rolls back any transaction it held.
+    let mut response = handled.unwrap_or_else(|_| {
+        let extra = error::ProblemExtra {
+            limit: Some("request_timeout_ms".to_owned()),
+            request_id: Some(request_id),
+            ..error::ProblemExtra::default()
+        };
+        let detail = format!(
+            "the request took longer than request_timeout_ms ({} ms) and was abandoned",
+            timeout.as_millis()
+        );
+        error::problem_response(StatusCode::REQUEST_TIMEOUT, "timeout", detail, extra)
+    });
     let status = response.status();
     state
         .metrics

@@ -120,3 +120,63 @@ fn swapping_two_rows_contents_is_caught_at_the_first() {
     assert_eq!(output.status.code(), Some(8), "{stderr}");
     assert!(stderr.contains("entry 3 was edited"), "{stderr}");
 }
+
+#[test]
+fn verify_on_a_wrong_folder_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-instance");
+    let output = agora()
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("instance key"));
+    assert!(
+        !missing.exists(),
+        "verify must not create the folder it was pointed at"
+    );
+}
+
+#[test]
+fn a_lost_instance_key_stops_the_start_instead_of_signing_a_new_history() {
+    let mut server = TestServer::start(Backend::Sqlite);
+    make_entries(&server);
+    assert!(server.stop());
+    std::fs::remove_file(server.data_dir.join("instance.key")).unwrap();
+    let output = agora()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(server.storage_args())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("restore it from a backup"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!server.data_dir.join("instance.key").exists());
+}
+
+#[test]
+fn a_checkpoint_with_a_forged_signature_is_tampering() {
+    let mut server = TestServer::start(Backend::Sqlite);
+    make_entries(&server);
+    assert!(server.stop());
+    run_sql(
+        &sql_url(&server, Backend::Sqlite),
+        "UPDATE audit_checkpoints SET signature = zeroblob(64)",
+    );
+    let output = verify(&server);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("not signed by this instance's key"),
+        "{stderr}"
+    );
+}

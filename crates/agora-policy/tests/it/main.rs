@@ -107,8 +107,13 @@ fn action(name: &str) -> Action {
 
 /// Runs every row of `table` against `authorizer` and reports all mismatches at once.
 ///
-/// A row is `principal action resource granted-role expectation rule`, `-` for no granted role;
-/// `#` starts a comment.
+/// A row is `principal action resource granted target expectation rule`; `#` starts a comment.
+///
+/// - `granted` is [`Context::granted_role`]: the role a new member or token would receive
+///   (`member.add`, `token.create`), `-` for none.
+/// - `target` is [`Context::target_role`]: the current role of the member being changed
+///   (`member.add` of an existing member) or removed (`member.remove`), `-` for none.
+/// - `expectation` is `allow` or `deny`, and `rule` the rule the decision must name.
 fn check(authorizer: &Authorizer, table: &str) {
     let world = World::new();
     let mut failures = Vec::new();
@@ -119,13 +124,24 @@ fn check(authorizer: &Authorizer, table: &str) {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [principal, action_name, resource, granted, expect, rule] = fields.as_slice() else {
+        let [
+            principal,
+            action_name,
+            resource,
+            granted,
+            target,
+            expect,
+            rule,
+        ] = fields.as_slice()
+        else {
             panic!(
-                "row `{line}` needs 6 fields: principal action resource granted-role allow|deny rule"
+                "row `{line}` needs 7 fields: principal action resource granted target allow|deny rule"
             );
         };
+        let role = |field: &str| (field != "-").then(|| Role::from_str(field).unwrap());
         let context = Context {
-            granted_role: (*granted != "-").then(|| Role::from_str(granted).unwrap()),
+            granted_role: role(granted),
+            target_role: role(target),
         };
         let decision = authorizer.decide(
             &world.actor(principal),
@@ -167,151 +183,185 @@ fn builtin_matrix() {
     check(
         &builtin(),
         "
-        # principal         action            resource        granted    expect rule
+        # principal         action            resource        granted    target     expect rule
 
         # The instance itself may do anything, and no forbid applies to it.
-        system              org.create        instance        -          allow  system
-        system              org.approve       org:A           -          allow  system
-        system              audit.checkpoint  instance        -          allow  system
-        system              member.add        org:A           owner      allow  system
-        system              token.revoke      token:A:bob     -          allow  system
+        system              org.create        instance        -          -          allow  system
+        system              org.approve       org:A           -          -          allow  system
+        system              audit.checkpoint  instance        -          -          allow  system
+        system              member.add        org:A           owner      -          allow  system
+        system              token.revoke      token:A:bob     -          -          allow  system
 
         # Owners run their own organisation, and nothing of anyone else's.
-        owner@A             org.create        instance        -          allow  org-create
-        owner@A             org.list          instance        -          allow  public-directory
-        owner@A             org.read          org:B           -          allow  public-directory
-        owner@A             audit.chain_read  instance        -          allow  public-directory
-        owner@A             org.update        org:A           -          allow  own-org-admin
-        owner@A             org.update        org:B           -          deny   no-permit
-        owner@A             org.approve       org:A           -          deny   no-permit
-        owner@A             member.add        org:A           owner      allow  own-org-admin
-        owner@A             member.add        org:B           member     deny   no-permit
-        owner@A             member.remove     org:A           -          allow  own-org-admin
-        owner@A             member.remove     org:B           -          deny   no-permit
-        owner@A             token.create      org:A           owner      allow  own-org-admin
-        owner@A             token.revoke      token:A:bob     -          allow  own-org-admin-revoke
-        owner@A             token.revoke      token:A:alice   -          allow  own-org-admin-revoke
-        owner@A             token.revoke      token:B:bob     -          deny   no-permit
-        owner@A             audit.read        org:A           -          allow  own-org-admin
-        owner@A             audit.read        org:B           -          deny   no-permit
-        owner@A             audit.read_all    instance        -          deny   no-permit
-        owner@A             audit.checkpoint  instance        -          deny   no-permit
-        owner@A             event.read        org:A           -          allow  own-org-admin
-        owner@A             event.read        org:B           -          deny   no-permit
+        owner@A             org.create        instance        -          -          allow  org-create
+        owner@A             org.list          instance        -          -          allow  public-directory
+        owner@A             org.read          org:B           -          -          allow  public-directory
+        owner@A             audit.chain_read  instance        -          -          allow  public-directory
+        owner@A             org.update        org:A           -          -          allow  own-org-admin
+        owner@A             org.update        org:B           -          -          deny   no-permit
+        owner@A             org.approve       org:A           -          -          deny   no-permit
+        owner@A             member.add        org:A           owner      -          allow  own-org-admin
+        owner@A             member.add        org:B           member     -          deny   no-permit
+        owner@A             member.remove     org:A           -          -          allow  own-org-admin
+        owner@A             member.remove     org:B           -          -          deny   no-permit
+        owner@A             member.remove     org:A           -          owner      allow  own-org-admin
+        owner@A             member.add        org:A           admin      owner      allow  own-org-admin
+        owner@A             token.create      org:A           owner      -          allow  own-org-admin
+        owner@A             token.revoke      token:A:bob     -          -          allow  own-org-admin-revoke
+        owner@A             token.revoke      token:A:alice   -          -          allow  own-org-admin-revoke
+        owner@A             token.revoke      token:B:bob     -          -          deny   no-permit
+        owner@A             audit.read        org:A           -          -          allow  own-org-admin
+        owner@A             audit.read        org:B           -          -          deny   no-permit
+        owner@A             audit.read_all    instance        -          -          deny   no-permit
+        owner@A             audit.checkpoint  instance        -          -          deny   no-permit
+        owner@A             event.read        org:A           -          -          allow  own-org-admin
+        owner@A             event.read        org:B           -          -          deny   no-permit
 
-        # Admins manage members and tokens, but only owners make owners.
-        admin@A             org.update        org:A           -          allow  own-org-admin
-        admin@A             org.approve       org:A           -          deny   no-permit
-        admin@A             member.add        org:A           admin      allow  own-org-admin
-        admin@A             member.add        org:A           owner      deny   owners-grant-owners
-        admin@A             member.add        org:B           member     deny   no-permit
-        admin@A             member.list       org:B           -          deny   no-permit
-        admin@A             token.create      org:A           admin      allow  own-org-admin
-        admin@A             token.create      org:A           owner      deny   no-role-escalation
-        admin@A             token.list        org:A           -          allow  own-org-admin
-        admin@A             token.revoke      token:A:bob     -          allow  own-org-admin-revoke
-        admin@A             token.revoke      token:B:bob     -          deny   no-permit
-        admin@A             audit.read        org:A           -          allow  own-org-admin
+        # Admins manage members and tokens, but only owners make, change or remove owners.
+        admin@A             org.update        org:A           -          -          allow  own-org-admin
+        admin@A             org.approve       org:A           -          -          deny   no-permit
+        admin@A             member.add        org:A           admin      -          allow  own-org-admin
+        admin@A             member.add        org:A           owner      -          deny   owners-grant-owners
+        admin@A             member.add        org:B           member     -          deny   no-permit
+        admin@A             member.add        org:A           member     admin      allow  own-org-admin
+        admin@A             member.remove     org:A           -          analyst    allow  own-org-admin
+        admin@A             member.remove     org:A           -          admin      allow  own-org-admin
+        admin@A             member.remove     org:A           -          owner      deny   owners-manage-owners
+        admin@A             member.add        org:A           admin      owner      deny   owners-manage-owners
+        admin@A             member.add        org:A           member     owner      deny   owners-manage-owners
+        # Making an owner an owner again breaks two rules; the first in file order is named.
+        admin@A             member.add        org:A           owner      owner      deny   owners-grant-owners
+        # A forbid is named even where no permit applies: here, another organisation's owner.
+        admin@A             member.remove     org:B           -          owner      deny   owners-manage-owners
+        # The target role matters to member.add and member.remove only.
+        admin@A             member.list       org:A           -          owner      allow  own-org-admin
+        admin@A             token.create      org:A           admin      owner      allow  own-org-admin
+        admin@A             member.list       org:B           -          -          deny   no-permit
+        admin@A             token.create      org:A           admin      -          allow  own-org-admin
+        admin@A             token.create      org:A           owner      -          deny   no-role-escalation
+        admin@A             token.list        org:A           -          -          allow  own-org-admin
+        admin@A             token.revoke      token:A:bob     -          -          allow  own-org-admin-revoke
+        admin@A             token.revoke      token:B:bob     -          -          deny   no-permit
+        admin@A             audit.read        org:A           -          -          allow  own-org-admin
 
-        # Analysts read their own organisation's audit log and events and make tokens up to their rank.
-        analyst@A           member.list       org:A           -          allow  own-org-analyst
-        analyst@A           audit.read        org:A           -          allow  own-org-analyst
-        analyst@A           audit.read        org:B           -          deny   no-permit
-        analyst@A           event.read        org:A           -          allow  own-org-analyst
-        analyst@A           event.read        org:B           -          deny   no-permit
-        analyst@A           token.create      org:A           analyst    allow  own-org-analyst
-        analyst@A           token.create      org:A           developer  allow  own-org-analyst
-        analyst@A           token.create      org:A           admin      deny   no-role-escalation
-        analyst@A           token.create      org:B           member     deny   no-permit
-        analyst@A           token.list        org:A           -          allow  own-org-analyst
-        analyst@A           token.revoke      token:A:alice   -          allow  revoke-own-token
-        analyst@A           token.revoke      token:A:bob     -          deny   no-permit
-        analyst@A           member.add        org:A           member     deny   no-permit
-        analyst@A           org.update        org:A           -          deny   no-permit
-        analyst@A           audit.read_all    instance        -          deny   no-permit
+        # Analysts read their own organisation's audit log and events and make tokens with no power they lack.
+        analyst@A           member.list       org:A           -          -          allow  own-org-analyst
+        analyst@A           audit.read        org:A           -          -          allow  own-org-analyst
+        analyst@A           audit.read        org:B           -          -          deny   no-permit
+        analyst@A           event.read        org:A           -          -          allow  own-org-analyst
+        analyst@A           event.read        org:B           -          -          deny   no-permit
+        analyst@A           token.create      org:A           analyst    -          allow  own-org-analyst
+        analyst@A           token.create      org:A           member     -          allow  own-org-analyst
+        # Developer shares the analyst's rank, not its powers.
+        analyst@A           token.create      org:A           developer  -          deny   no-role-escalation
+        analyst@A           token.create      org:A           admin      -          deny   no-role-escalation
+        analyst@A           token.create      org:B           member     -          deny   no-permit
+        analyst@A           token.list        org:A           -          -          allow  own-org-analyst
+        analyst@A           token.revoke      token:A:alice   -          -          allow  revoke-own-token
+        analyst@A           token.revoke      token:A:bob     -          -          deny   no-permit
+        analyst@A           member.add        org:A           member     -          deny   no-permit
+        analyst@A           org.update        org:A           -          -          deny   no-permit
+        analyst@A           audit.read_all    instance        -          -          deny   no-permit
 
         # Developers read events and make tokens; the audit log is not theirs.
-        developer@A         member.list       org:A           -          allow  own-org-developer
-        developer@A         member.list       org:B           -          deny   no-permit
-        developer@A         event.read        org:A           -          allow  own-org-developer
-        developer@A         audit.read        org:A           -          deny   no-permit
-        developer@A         token.create      org:A           developer  allow  own-org-developer
-        developer@A         token.create      org:A           admin      deny   no-role-escalation
-        developer@A         token.list        org:A           -          allow  own-org-developer
-        developer@A         token.revoke      token:A:bob     -          deny   no-permit
+        developer@A         member.list       org:A           -          -          allow  own-org-developer
+        developer@A         member.list       org:B           -          -          deny   no-permit
+        developer@A         event.read        org:A           -          -          allow  own-org-developer
+        developer@A         audit.read        org:A           -          -          deny   no-permit
+        developer@A         token.create      org:A           developer  -          allow  own-org-developer
+        developer@A         token.create      org:A           admin      -          deny   no-role-escalation
+        developer@A         token.create      org:A           member     -          allow  own-org-developer
+        # An analyst token would read the audit log its developer may not.
+        developer@A         token.create      org:A           analyst    -          deny   no-role-escalation
+        developer@A         member.add        org:A           analyst    -          deny   no-role-escalation
+        developer@A         token.list        org:A           -          -          allow  own-org-developer
+        developer@A         token.revoke      token:A:bob     -          -          deny   no-permit
 
         # Members see who else belongs, and may drop their own tokens.
-        member@A            member.list       org:A           -          allow  own-org-member
-        member@A            member.list       org:B           -          deny   no-permit
-        member@A            event.read        org:A           -          deny   no-permit
-        member@A            token.create      org:A           member     deny   no-permit
-        member@A            token.list        org:A           -          deny   no-permit
-        member@A            token.revoke      token:A:alice   -          allow  revoke-own-token
-        member@A            token.revoke      token:A:bob     -          deny   no-permit
-        member@A            token.revoke      token:B:alice   -          deny   no-permit
-        member@A            org.read          org:A           -          allow  public-directory
-        member@A            org.create        instance        -          allow  org-create
+        member@A            member.list       org:A           -          -          allow  own-org-member
+        member@A            member.list       org:B           -          -          deny   no-permit
+        member@A            event.read        org:A           -          -          deny   no-permit
+        member@A            token.create      org:A           member     -          deny   no-permit
+        member@A            token.list        org:A           -          -          deny   no-permit
+        member@A            token.revoke      token:A:alice   -          -          allow  revoke-own-token
+        member@A            token.revoke      token:A:bob     -          -          deny   no-permit
+        member@A            token.revoke      token:B:alice   -          -          deny   no-permit
+        member@A            org.read          org:A           -          -          allow  public-directory
+        member@A            org.create        instance        -          -          allow  org-create
 
         # Customers act for no organisation: the public directory and founding one, nothing else.
-        customer            org.read          org:A           -          allow  public-directory
-        customer            org.list          instance        -          allow  public-directory
-        customer            audit.chain_read  instance        -          allow  public-directory
-        customer            org.create        instance        -          allow  org-create
-        customer            member.list       org:A           -          deny   no-permit
-        customer            audit.read        org:A           -          deny   no-permit
-        customer            event.read        org:A           -          deny   no-permit
-        customer            token.create      org:A           member     deny   no-role-escalation
-        customer            token.revoke      token:A:alice   -          deny   no-permit
-        customer            audit.read_all    instance        -          deny   no-permit
+        customer            org.read          org:A           -          -          allow  public-directory
+        customer            org.list          instance        -          -          allow  public-directory
+        customer            audit.chain_read  instance        -          -          allow  public-directory
+        customer            org.create        instance        -          -          allow  org-create
+        customer            member.list       org:A           -          -          deny   no-permit
+        customer            audit.read        org:A           -          -          deny   no-permit
+        customer            event.read        org:A           -          -          deny   no-permit
+        customer            token.create      org:A           member     -          deny   no-role-escalation
+        customer            token.revoke      token:A:alice   -          -          deny   no-permit
+        customer            audit.read_all    instance        -          -          deny   no-permit
 
         # The operator's owners and admins act on every organisation.
-        owner@OP            org.approve       org:A           -          allow  operator-admin
-        owner@OP            org.read          org:A           -          allow  operator-admin
-        owner@OP            audit.read_all    instance        -          allow  operator-admin
-        owner@OP            audit.checkpoint  instance        -          allow  operator-admin
-        owner@OP            member.add        org:B           admin      allow  operator-admin
-        owner@OP            member.add        org:B           owner      allow  operator-admin
-        owner@OP            token.revoke      token:B:bob     -          allow  operator-admin
-        admin@OP            org.approve       org:B           -          allow  operator-admin
-        admin@OP            audit.checkpoint  instance        -          allow  operator-admin
-        admin@OP            org.update        org:B           -          allow  operator-admin
-        # ... but nobody grants more than they hold, the operator's admins included.
-        admin@OP            member.add        org:B           owner      deny   no-role-escalation
+        owner@OP            org.approve       org:A           -          -          allow  operator-admin
+        owner@OP            org.read          org:A           -          -          allow  operator-admin
+        owner@OP            audit.read_all    instance        -          -          allow  operator-admin
+        owner@OP            audit.checkpoint  instance        -          -          allow  operator-admin
+        owner@OP            member.add        org:B           admin      -          allow  operator-admin
+        owner@OP            member.add        org:B           owner      -          allow  operator-admin
+        owner@OP            token.revoke      token:B:bob     -          -          allow  operator-admin
+        admin@OP            org.approve       org:B           -          -          allow  operator-admin
+        admin@OP            audit.checkpoint  instance        -          -          allow  operator-admin
+        admin@OP            org.update        org:B           -          -          allow  operator-admin
+        # No rule limits them: the operator's admins make, change and remove owners anywhere,
+        # and grant roles they do not hold.
+        admin@OP            member.add        org:B           owner      -          allow  operator-admin
+        admin@OP            member.add        org:B           admin      owner      allow  operator-admin
+        admin@OP            member.remove     org:B           -          owner      allow  operator-admin
+        owner@OP            member.remove     org:B           -          owner      allow  operator-admin
+        admin@OP            token.create      org:OP          owner      -          allow  operator-admin
+        admin@OP+token      member.remove     org:B           -          owner      allow  operator-admin
 
         # The operator's analysts read everywhere and change nothing.
-        analyst@OP          audit.read_all    instance        -          allow  operator-analyst
-        analyst@OP          audit.read        org:B           -          allow  operator-analyst
-        analyst@OP          audit.read        org:OP          -          allow  operator-analyst
-        analyst@OP          member.list       org:B           -          allow  operator-analyst
-        analyst@OP          event.read        org:B           -          allow  operator-analyst
-        analyst@OP          org.list          instance        -          allow  operator-analyst
-        analyst@OP          org.approve       org:B           -          deny   no-permit
-        analyst@OP          org.update        org:B           -          deny   no-permit
-        analyst@OP          token.list        org:B           -          deny   no-permit
-        analyst@OP          audit.checkpoint  instance        -          deny   no-permit
+        analyst@OP          audit.read_all    instance        -          -          allow  operator-analyst
+        analyst@OP          audit.read        org:B           -          -          allow  operator-analyst
+        analyst@OP          audit.read        org:OP          -          -          allow  operator-analyst
+        analyst@OP          member.list       org:B           -          -          allow  operator-analyst
+        analyst@OP          event.read        org:B           -          -          allow  operator-analyst
+        analyst@OP          org.list          instance        -          -          allow  operator-analyst
+        analyst@OP          org.approve       org:B           -          -          deny   no-permit
+        analyst@OP          org.update        org:B           -          -          deny   no-permit
+        analyst@OP          token.list        org:B           -          -          deny   no-permit
+        analyst@OP          audit.checkpoint  instance        -          -          deny   no-permit
+        # The operator's exemptions are for its owners and admins only.
+        analyst@OP          member.remove     org:B           -          owner      deny   owners-manage-owners
+        analyst@OP          token.create      org:OP          developer  -          deny   no-role-escalation
+        analyst@OP          token.create      org:OP          analyst    -          allow  own-org-analyst
 
         # Belonging to the operator is not a role: its developers get nothing beyond their own organisation.
-        developer@OP        audit.read_all    instance        -          deny   no-permit
-        developer@OP        event.read        org:B           -          deny   no-permit
-        developer@OP        event.read        org:OP          -          allow  own-org-developer
+        developer@OP        audit.read_all    instance        -          -          deny   no-permit
+        developer@OP        event.read        org:B           -          -          deny   no-permit
+        developer@OP        event.read        org:OP          -          -          allow  own-org-developer
 
         # Tokens act with their role in their organisation; only owner and admin tokens found organisations.
-        owner@A+token       org.create        instance        -          allow  org-create
-        admin@A+token       org.create        instance        -          allow  org-create
-        analyst@A+token     org.create        instance        -          deny   no-permit
-        developer@A+token   org.create        instance        -          deny   no-permit
-        member@A+token      org.create        instance        -          deny   no-permit
-        admin@A+token       member.add        org:A           member     allow  own-org-admin
-        admin@A+token       member.add        org:B           member     deny   no-permit
-        admin@A+token       member.add        org:A           owner      deny   owners-grant-owners
-        analyst@A+token     audit.read        org:A           -          allow  own-org-analyst
-        analyst@A+token     audit.read        org:B           -          deny   no-permit
-        developer@A+token   token.create      org:A           developer  allow  own-org-developer
-        developer@A+token   token.create      org:A           admin      deny   no-role-escalation
-        member@A+token      token.revoke      token:A:alice   -          allow  revoke-own-token
-        member@A+token      token.revoke      token:A:bob     -          deny   no-permit
-        analyst@OP+token    audit.read_all    instance        -          allow  operator-analyst
-        owner@OP+token      org.approve       org:B           -          allow  operator-admin
+        owner@A+token       org.create        instance        -          -          allow  org-create
+        admin@A+token       org.create        instance        -          -          allow  org-create
+        analyst@A+token     org.create        instance        -          -          deny   no-permit
+        developer@A+token   org.create        instance        -          -          deny   no-permit
+        member@A+token      org.create        instance        -          -          deny   no-permit
+        admin@A+token       member.add        org:A           member     -          allow  own-org-admin
+        admin@A+token       member.add        org:B           member     -          deny   no-permit
+        admin@A+token       member.add        org:A           owner      -          deny   owners-grant-owners
+        analyst@A+token     audit.read        org:A           -          -          allow  own-org-analyst
+        analyst@A+token     audit.read        org:B           -          -          deny   no-permit
+        developer@A+token   token.create      org:A           developer  -          allow  own-org-developer
+        developer@A+token   token.create      org:A           admin      -          deny   no-role-escalation
+        developer@A+token   token.create      org:A           analyst    -          deny   no-role-escalation
+        admin@A+token       member.remove     org:A           -          owner      deny   owners-manage-owners
+        owner@A+token       member.remove     org:A           -          owner      allow  own-org-admin
+        member@A+token      token.revoke      token:A:alice   -          -          allow  revoke-own-token
+        member@A+token      token.revoke      token:A:bob     -          -          deny   no-permit
+        analyst@OP+token    audit.read_all    instance        -          -          allow  operator-analyst
+        owner@OP+token      org.approve       org:B           -          -          allow  operator-admin
         ",
     );
 }
@@ -320,17 +370,25 @@ fn builtin_matrix() {
 fn messages_say_what_was_asked_by_whom_and_what_decided() {
     let world = World::new();
     let authorizer = builtin();
-    let decide =
-        |principal: &str, action_name: &str, resource: &str, granted: Option<Role>| -> Decision {
-            authorizer.decide(
-                &world.actor(principal),
-                action(action_name),
-                &world.resource(resource),
-                &Context {
-                    granted_role: granted,
-                },
-            )
-        };
+    let decide_with = |principal: &str,
+                       action_name: &str,
+                       resource: &str,
+                       granted_role: Option<Role>,
+                       target_role: Option<Role>|
+     -> Decision {
+        authorizer.decide(
+            &world.actor(principal),
+            action(action_name),
+            &world.resource(resource),
+            &Context {
+                granted_role,
+                target_role,
+            },
+        )
+    };
+    let decide = |principal: &str, action_name: &str, resource: &str, granted: Option<Role>| {
+        decide_with(principal, action_name, resource, granted, None)
+    };
     let (a, b) = (world.org_a, world.org_b);
 
     assert_eq!(
@@ -342,8 +400,42 @@ fn messages_say_what_was_asked_by_whom_and_what_decided() {
         "`no-role-escalation` forbids granting role admin with role developer"
     );
     assert_eq!(
+        decide("developer@A", "token.create", "org:A", Some(Role::Analyst)).message,
+        "`no-role-escalation` forbids granting role analyst with role developer"
+    );
+    assert_eq!(
+        decide("customer", "token.create", "org:A", Some(Role::Member)).message,
+        "`no-role-escalation` forbids granting role member with no role"
+    );
+    assert_eq!(
         decide("admin@A", "member.add", "org:A", Some(Role::Owner)).message,
         "`owners-grant-owners` forbids granting role owner with role admin"
+    );
+    assert_eq!(
+        decide_with("admin@A", "member.remove", "org:A", None, Some(Role::Owner)).message,
+        "`owners-manage-owners` forbids removing an owner with role admin"
+    );
+    assert_eq!(
+        decide_with(
+            "admin@A",
+            "member.add",
+            "org:A",
+            Some(Role::Admin),
+            Some(Role::Owner)
+        )
+        .message,
+        "`owners-manage-owners` forbids changing an owner's role with role admin"
+    );
+    assert_eq!(
+        decide_with(
+            "admin@A+token",
+            "member.remove",
+            "org:B",
+            None,
+            Some(Role::Owner)
+        )
+        .message,
+        "`owners-manage-owners` forbids removing an owner with role admin"
     );
     assert_eq!(
         decide("owner@A", "org.update", "org:A", None).message,
@@ -397,6 +489,7 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "revoke-own-token",
             "owners-grant-owners",
             "no-role-escalation",
+            "owners-manage-owners",
         ]
     );
     let annotated = Authorizer::BUILTIN_POLICIES.matches("@id(\"").count();
@@ -498,13 +591,14 @@ fn operator_policies_add_forbids_and_permits() {
     check(
         &authorizer,
         "
-        developer@A         token.create      org:A           developer  deny   operator:no-developer-tokens
-        developer@A+token   token.create      org:A           member     deny   operator:no-developer-tokens
-        analyst@A           token.create      org:A           developer  allow  own-org-analyst
-        member@A            event.read        org:A           -          allow  operator:policy1
-        member@A            event.read        org:B           -          deny   no-permit
+        developer@A         token.create      org:A           developer  -          deny   operator:no-developer-tokens
+        developer@A+token   token.create      org:A           member     -          deny   operator:no-developer-tokens
+        analyst@A           token.create      org:A           analyst    -          allow  own-org-analyst
+        member@A            event.read        org:A           -          -          allow  operator:policy1
+        member@A            event.read        org:B           -          -          deny   no-permit
         # The built-in forbids still hold.
-        developer@A         token.create      org:A           owner      deny   no-role-escalation
+        developer@A         token.create      org:A           owner      -          deny   no-role-escalation
+        admin@A             member.remove     org:A           -          owner      deny   owners-manage-owners
         ",
     );
 }
@@ -522,9 +616,9 @@ fn an_operator_policy_that_fails_to_evaluate_denies() {
     check(
         &authorizer,
         "
-        owner@A             member.list       org:A           -          deny   policy-error
-        owner@A             member.list       org:B           -          deny   policy-error
-        owner@A             event.read        org:A           -          allow  own-org-admin
+        owner@A             member.list       org:A           -          -          deny   policy-error
+        owner@A             member.list       org:B           -          -          deny   policy-error
+        owner@A             event.read        org:A           -          -          allow  own-org-admin
         ",
     );
     let world = World::new();
@@ -706,28 +800,62 @@ fn the_authorizer_can_be_shared_across_threads() {
     assert_send_sync::<Authorizer>();
 }
 
-/// The built-in matrix restated as plain Rust, the reference model for [`builtin_policies_match_the_model`].
-fn model(actor: &Actor, action: Action, resource: &Resource, granted: Option<Role>) -> bool {
+/// The built-in matrix restated as plain Rust, the reference model for [`builtin_policies_match_the_model`]:
+/// `Ok` when allowed, otherwise the rule that denies: the first forbid in file order that applies, or `no-permit`.
+fn model(
+    actor: &Actor,
+    action: Action,
+    resource: &Resource,
+    context: &Context,
+) -> Result<(), &'static str> {
     use Action::*;
     if actor.is_system() {
-        return true;
+        return Ok(());
     }
     let role = actor.acting.map(|acting| acting.role);
-    let rank = role.map_or(0, Role::rank);
     let operator = actor.acting.is_some_and(|acting| acting.is_operator);
+    let operator_admin = operator && matches!(role, Some(Role::Owner | Role::Admin));
     let via_token = matches!(actor.credential, Credential::Token(_));
+    // Owners, and the operator's owners and admins, make, change and remove owners.
+    let manages_owners = role == Some(Role::Owner) || (operator && role == Some(Role::Admin));
 
-    if let Some(granted) = granted {
-        if matches!(action, TokenCreate | MemberAdd) && granted.rank() > rank {
-            return false;
-        }
-        let may_make_owners = role == Some(Role::Owner) || (operator && role == Some(Role::Admin));
-        if action == MemberAdd && granted == Role::Owner && !may_make_owners {
-            return false;
-        }
+    // The forbids, in file order.
+    if action == MemberAdd && context.granted_role == Some(Role::Owner) && !manages_owners {
+        return Err("owners-grant-owners");
+    }
+    if let Some(granted) = context.granted_role
+        && matches!(action, TokenCreate | MemberAdd)
+        && !role.is_some_and(|role| role.covers(granted))
+        && !operator_admin
+    {
+        return Err("no-role-escalation");
+    }
+    if matches!(action, MemberAdd | MemberRemove)
+        && context.target_role == Some(Role::Owner)
+        && !manages_owners
+    {
+        return Err("owners-manage-owners");
     }
 
-    if operator && matches!(role, Some(Role::Owner | Role::Admin)) {
+    if permitted(actor, action, resource, operator_admin, via_token) {
+        Ok(())
+    } else {
+        Err("no-permit")
+    }
+}
+
+/// Whether some built-in permit applies, forbids aside.
+fn permitted(
+    actor: &Actor,
+    action: Action,
+    resource: &Resource,
+    operator_admin: bool,
+    via_token: bool,
+) -> bool {
+    use Action::*;
+    let role = actor.acting.map(|acting| acting.role);
+    let operator = actor.acting.is_some_and(|acting| acting.is_operator);
+    if operator_admin {
         return true;
     }
     if operator
@@ -803,8 +931,17 @@ fn builtin_policies_match_the_model() {
         "token:B:alice",
         "token:OP:bob",
     ];
-    let granted_roles: Vec<Option<Role>> =
-        std::iter::once(None).chain(Role::ALL.map(Some)).collect();
+    // Every granted role and every target role, each also absent, in every combination.
+    let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();
+    let contexts: Vec<Context> = roles
+        .iter()
+        .flat_map(|&granted_role| {
+            roles.iter().map(move |&target_role| Context {
+                granted_role,
+                target_role,
+            })
+        })
+        .collect();
 
     let mut mismatches = Vec::new();
     let mut decisions = 0;
@@ -813,32 +950,28 @@ fn builtin_policies_match_the_model() {
         for action in Action::ALL {
             for resource_spec in resources {
                 let resource = world.resource(resource_spec);
-                for granted in &granted_roles {
-                    let decision = authorizer.decide(
-                        &actor,
-                        action,
-                        &resource,
-                        &Context {
-                            granted_role: *granted,
-                        },
-                    );
-                    let expected = model(&actor, action, &resource, *granted);
+                for context in &contexts {
+                    let decision = authorizer.decide(&actor, action, &resource, context);
+                    let expected = model(&actor, action, &resource, context);
+                    let got = if decision.allowed {
+                        Ok(())
+                    } else {
+                        Err(decision.rule.as_str())
+                    };
                     decisions += 1;
-                    if decision.allowed != expected || decision.rule == "policy-error" {
-                        mismatches.push(format!("{principal} {action} {resource_spec} {granted:?}: model {expected}, got {decision:?}"));
-                    }
-                    if !decision.allowed && decision.rule != "no-permit" {
-                        assert!(
-                            ["no-role-escalation", "owners-grant-owners"]
-                                .contains(&decision.rule.as_str()),
-                            "{principal} {action} {resource_spec}: denied by {}",
-                            decision.rule
-                        );
+                    if got != expected {
+                        mismatches.push(format!(
+                            "{principal} {action} {resource_spec} {context:?}: model {expected:?}, got {decision:?}"
+                        ));
                     }
                 }
             }
         }
     }
+    assert_eq!(
+        decisions,
+        principals.len() * Action::ALL.len() * resources.len() * contexts.len()
+    );
     assert!(
         mismatches.is_empty(),
         "{} of {decisions} decisions differ from the model:\n{}",

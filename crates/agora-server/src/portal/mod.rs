@@ -33,6 +33,11 @@ pub fn routes() -> Router<ServerState> {
         .route("/signup", get(signup_page).post(signup))
         .route("/signout", axum::routing::post(signout))
         .route("/audit", get(audit_page))
+        .route("/tokens", axum::routing::post(create_token))
+        .route(
+            "/tokens/{token_id}/revoke",
+            axum::routing::post(revoke_token),
+        )
         .route("/assets/portal.css", get(stylesheet))
 }
 
@@ -436,6 +441,8 @@ struct HomePage {
     members: Vec<Member>,
     show_tokens: bool,
     tokens: Vec<ApiToken>,
+    /// Roles this user may give a token: the ones their own role covers.
+    grantable_roles: Vec<&'static str>,
 }
 
 async fn home(State(state): State<ServerState>, request: Request) -> Response {
@@ -454,6 +461,7 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
         members: vec![],
         show_tokens: false,
         tokens: vec![],
+        grantable_roles: vec![],
     };
     if let Some(acting) = session.actor.acting {
         let loaded = async {
@@ -465,6 +473,11 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
                 .await?
                 .items;
             view.show_tokens = acting.role != Role::Member;
+            view.grantable_roles = Role::ALL
+                .into_iter()
+                .filter(|role| acting.role.covers(*role))
+                .map(Role::as_str)
+                .collect();
             if view.show_tokens {
                 view.tokens = state
                     .app
@@ -557,3 +570,135 @@ fn askama_escape(text: &str) -> String {
 }
 
 use axum::extract::FromRequest;
+
+#[derive(Template)]
+#[template(path = "token_created.html")]
+struct TokenCreatedPage {
+    current: &'static str,
+    csrf_token: String,
+    user_name: String,
+    name: String,
+    role: String,
+    secret: String,
+    server: String,
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf_token: String,
+    name: String,
+    role: String,
+    expires_in_days: Option<String>,
+}
+
+/// Creates a token for the signed-in user in the organisation they act for; shows its secret once.
+async fn create_token(State(state): State<ServerState>, request: Request) -> Response {
+    let request_id = request_id(request.extensions());
+    let headers = request.headers().clone();
+    let session = match session(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(Form(form)) = Form::<TokenForm>::from_request(request, &state).await else {
+        return (StatusCode::BAD_REQUEST, "the token form was incomplete").into_response();
+    };
+    if !hashes_equal(
+        form.csrf_token.as_bytes(),
+        session.record.csrf_token.as_bytes(),
+    ) {
+        return csrf_refused();
+    }
+    let Some(acting) = session.actor.acting else {
+        return (
+            StatusCode::FORBIDDEN,
+            "you act for no organisation, so you cannot make its tokens",
+        )
+            .into_response();
+    };
+    let parsed = (|| {
+        let role: Role = form.role.parse()?;
+        let expires_in_days = match form.expires_in_days.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(days) => Some(days.parse::<u32>().map_err(|_| {
+                Error::invalid("expires_in_days", "must be a whole number of days")
+            })?),
+        };
+        Ok::<_, Error>(agora_app::CreateToken {
+            name: form.name.clone(),
+            role,
+            expires_in_days,
+        })
+    })();
+    let call = agora_app::Call::new(&session.actor, request_id);
+    let created = match parsed {
+        Ok(input) => state.app.create_token(&call, acting.org_id, input).await,
+        Err(error) => Err(error),
+    };
+    match created {
+        Ok(created) => {
+            let view = TokenCreatedPage {
+                current: "home",
+                csrf_token: session.record.csrf_token.clone(),
+                user_name: session.user.display_name.to_string(),
+                name: created.token.name,
+                role: created.token.role.to_string(),
+                secret: created.secret,
+                server: state.app.config().public_url.clone(),
+            };
+            page(StatusCode::CREATED, &view)
+        }
+        Err(error) => error_page(error, request_id),
+    }
+}
+
+/// Revokes a token of the organisation the user acts for, then returns home.
+async fn revoke_token(
+    State(state): State<ServerState>,
+    Path(token_id): Path<String>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(request.extensions());
+    let headers = request.headers().clone();
+    let session = match session(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(Form(form)) = Form::<CsrfForm>::from_request(request, &state).await else {
+        return csrf_refused();
+    };
+    if !hashes_equal(
+        form.csrf_token.as_bytes(),
+        session.record.csrf_token.as_bytes(),
+    ) {
+        return csrf_refused();
+    }
+    let call = agora_app::Call::new(&session.actor, request_id);
+    let revoked = match token_id.parse() {
+        Ok(token_id) => state.app.revoke_token(&call, token_id).await,
+        Err(error) => Err(error),
+    };
+    match revoked {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(error) => error_page(error, request_id),
+    }
+}
+
+/// A refusal or invalid input as a page a person can act on; anything else as a problem.
+fn error_page(error: Error, request_id: RequestId) -> Response {
+    match &error {
+        Error::Forbidden { .. }
+        | Error::Invalid { .. }
+        | Error::NotFound { .. }
+        | Error::Conflict(_) => {
+            let status = crate::error::status_of(&error);
+            let body = format!(
+                "<!doctype html><title>Not done</title><link rel=\"stylesheet\" href=\"/assets/portal.css\"><main><p role=\"alert\" class=\"alert\">{}</p><p><a href=\"/\">Back</a></p></main>",
+                askama_escape(&error.to_string())
+            );
+            (status, Html(body)).into_response()
+        }
+        _ => crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response(),
+    }
+}

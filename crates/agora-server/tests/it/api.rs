@@ -667,3 +667,59 @@ async fn with_admission_by_approval_a_partners_new_organisation_waits_for_the_op
         .collect();
     assert_eq!(types, ["org.created", "org.approved"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_change_applies_to_cached_tokens_at_once_and_a_token_never_exceeds_its_owners_role()
+{
+    for backend in backends() {
+        let api = TestApi::start(backend).await;
+        let fresh = api.partner("FreshMart").await;
+        let analyst = api
+            .member_token(&fresh, "ben@freshmart.example", "analyst")
+            .await;
+        // Used twice, so the second answer comes from the cache.
+        for _ in 0..2 {
+            assert_eq!(
+                api.get(&format!("/api/v1/orgs/{fresh}/audit"), &analyst)
+                    .await
+                    .0,
+                200,
+                "{backend:?}"
+            );
+        }
+        // Ben becomes a developer: his analyst token must not keep reading the audit log,
+        // nor act as a developer, whose powers an analyst token never had.
+        let (status, _) = api
+            .post(
+                &format!("/api/v1/orgs/{fresh}/members"),
+                &api.operator_token,
+                json!({ "email": "ben@freshmart.example", "role": "developer" }),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (_, me) = api.get("/api/v1/me", &analyst).await;
+        assert_eq!(me["acting"]["role"], "member", "{backend:?}: {me}");
+        let (status, problem) = api
+            .get(&format!("/api/v1/orgs/{fresh}/audit"), &analyst)
+            .await;
+        assert_eq!(status, 403, "{backend:?}: {problem}");
+        let (status, _) = api
+            .get(&format!("/api/v1/orgs/{fresh}/events"), &analyst)
+            .await;
+        assert_eq!(status, 403, "{backend:?}: a member reads no events");
+        // Back to analyst: the token's own role applies again.
+        api.post(
+            &format!("/api/v1/orgs/{fresh}/members"),
+            &api.operator_token,
+            json!({ "email": "ben@freshmart.example", "role": "analyst" }),
+        )
+        .await;
+        assert_eq!(
+            api.get(&format!("/api/v1/orgs/{fresh}/audit"), &analyst)
+                .await
+                .0,
+            200,
+            "{backend:?}"
+        );
+    }
+}

@@ -471,3 +471,191 @@ async fn a_customer_signs_up_lands_on_a_home_without_an_organisation_and_cannot_
         .count();
     assert_eq!(created_users, 1, "one account, one audit entry");
 }
+
+/// Signs a member in through the portal form and returns the session cookie and its CSRF token.
+async fn portal_session(api: &TestApi, email: &str, password: &str) -> (String, String) {
+    let csrf = "e".repeat(64);
+    let response = post_signin(api, email, password, Some(&csrf)).await;
+    assert_eq!(response.status(), 303);
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("agora_session="))
+        .unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let home = api
+        .client
+        .get(format!("{}/", api.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let session_csrf = home
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    (session, session_csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_make_tokens_in_the_portal_within_their_role_and_revoke_them() {
+    let api = TestApi::start(Backend::Sqlite).await;
+    let fresh = api.partner("FreshMart").await;
+    let system = agora_domain::Actor::system();
+    let call = agora_app::Call::new(&system, agora_domain::RequestId::new());
+    let member = agora_app::NewMember {
+        email: agora_domain::Email::parse("dev@freshmart.example").unwrap(),
+        role: agora_domain::Role::Developer,
+        display_name: None,
+        password: Some(agora_domain::Password::parse("developer password").unwrap()),
+    };
+    api.app
+        .add_member(&call, fresh.parse().unwrap(), member)
+        .await
+        .unwrap();
+    let (session, csrf) = portal_session(&api, "dev@freshmart.example", "developer password").await;
+    let home = api
+        .client
+        .get(format!("{}/", api.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The form offers only roles the developer's own role covers.
+    assert!(
+        home.contains("<option value=\"developer\">") && home.contains("<option value=\"member\">"),
+        "{home}"
+    );
+    assert!(
+        !home.contains("<option value=\"analyst\">") && !home.contains("<option value=\"admin\">")
+    );
+
+    let create = |role: &'static str| {
+        api.client
+            .post(format!("{}/tokens", api.url))
+            .header("cookie", &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("name", "reporting"),
+                ("role", role),
+                ("expires_in_days", "30"),
+            ])
+            .send()
+    };
+    let created = create("developer").await.unwrap();
+    assert_eq!(created.status(), 201);
+    let html = created.text().await.unwrap();
+    let secret = html
+        .split("id=\"secret\" readonly value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, me) = api.get("/api/v1/me", &secret).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["acting"]["role"], "developer");
+
+    // A developer cannot mint an analyst token, even by posting the form by hand (the bug that was).
+    let refused = create("analyst").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("no-role-escalation"));
+
+    // Without the session's CSRF token nothing happens.
+    let forged = api
+        .client
+        .post(format!("{}/tokens", api.url))
+        .header("cookie", &session)
+        .form(&[
+            ("csrf_token", "f".repeat(64).as_str()),
+            ("name", "x"),
+            ("role", "member"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let (_, tokens) = api
+        .get(&format!("/api/v1/orgs/{fresh}/tokens"), &api.operator_token)
+        .await;
+    let token_id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["name"] == "reporting")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = api
+        .client
+        .post(format!("{}/tokens/{token_id}/revoke", api.url))
+        .header("cookie", &session)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(api.get("/api/v1/me", &secret).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_feed_always_gives_a_cursor_to_poll_with() {
+    let api = TestApi::start(Backend::Sqlite).await;
+    let fresh = api.partner("FreshMart").await;
+    let (_, first) = api
+        .get(&format!("/api/v1/orgs/{fresh}/events"), &api.operator_token)
+        .await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a feed always gives a cursor")
+        .to_owned();
+    let (_, empty) = api
+        .get(
+            &format!("/api/v1/orgs/{fresh}/events?cursor={cursor}"),
+            &api.operator_token,
+        )
+        .await;
+    assert!(empty["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        empty["next_cursor"],
+        cursor.as_str(),
+        "an empty poll keeps the cursor"
+    );
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/orgs/{fresh}"),
+            &api.operator_token,
+            Some(json!({ "name": "FreshMart Group" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, later) = api
+        .get(
+            &format!("/api/v1/orgs/{fresh}/events?cursor={cursor}"),
+            &api.operator_token,
+        )
+        .await;
+    let types: Vec<&str> = later["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["org.updated"]);
+}
