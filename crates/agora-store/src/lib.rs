@@ -7,7 +7,9 @@
 
 mod audit;
 mod identity;
+mod ledger;
 mod outbox;
+mod scan;
 
 use std::str::FromStr;
 use std::sync::{Arc, Once};
@@ -20,7 +22,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use audit::AuditFilter;
 pub use identity::{SessionRecord, TokenAuthentication, TokenRecord, UserRecord};
+pub use ledger::{BatchReceipt, LedgerBatch, LedgerChainBreak};
 pub use outbox::IdempotencyClaim;
+pub use scan::AuditVisitor;
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite allows one writer at a time; writers queue here instead of spinning on `SQLITE_BUSY`.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// The SQLite file, for scans that read it directly on a blocking thread.
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// Counts for `/metrics`.
@@ -100,7 +106,10 @@ impl Store {
         })?;
         let pool_options = AnyPoolOptions::new()
             .max_connections(options.pool_connections_max.max(1))
-            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+            // An embedded SQLite connection cannot drop like a network one, and the ping before
+            // every acquisition would be one more round trip to its worker thread per query.
+            .test_before_acquire(backend == Backend::Postgres);
         let pool_options = match backend {
             Backend::Sqlite => pool_options.after_connect(|connection, _meta| {
                 Box::pin(async move {
@@ -123,10 +132,12 @@ impl Store {
             Error::Unavailable(format!("cannot connect to the database: {e}; check the URL and that the server is running"))
         })?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let sqlite_path = (backend == Backend::Sqlite).then(|| sqlite_file(&options.database_url));
         Ok(Self {
             pool,
             backend,
             write_lock,
+            sqlite_path,
         })
     }
 
@@ -211,6 +222,15 @@ impl WriteTx {
     fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
     }
+}
+
+/// The file a `sqlite:` URL names (`sqlite://PATH?options` or `sqlite:PATH`).
+fn sqlite_file(url: &str) -> std::path::PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
 }
 
 /// Maps a database failure to a category the caller can act on.

@@ -1,0 +1,6 @@
+//! Integration tests of the store against real databases: SQLite in a temporary folder always,
+//! and PostgreSQL when `AGORA_TEST_POSTGRES_URL` is set (CI always sets it).
+
+mod harness;
+mod ledger;
+mod ledger_throughput;
