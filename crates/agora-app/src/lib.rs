@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cache;
 mod config;
+mod ledger;
 mod orgs;
 pub mod secrets;
 
@@ -24,11 +25,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+pub use agora_ledger;
 pub use agora_policy;
 pub use agora_store;
 pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
 pub use config::{Admission, AppConfig};
+pub use ledger::{LedgerOptions, LedgerStats, LedgerWriter};
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
 pub use secrets::InstanceKey;
 

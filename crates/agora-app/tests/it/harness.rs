@@ -1,0 +1,137 @@
+//! A fresh, migrated store per test (a SQLite file, or a PostgreSQL database of its own), and the
+//! small vocabulary the ledger tests share.
+
+use agora_app::agora_store::{Store, StoreOptions};
+use agora_app::{LedgerOptions, LedgerWriter};
+use agora_domain::Timestamp;
+use agora_domain::ledger::{
+    Account, AccountId, BalanceLimit, Currency, Transfer, TransferId, TransferKind,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when `AGORA_TEST_POSTGRES_URL` is set, which CI must do.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    if std::env::var("AGORA_TEST_POSTGRES_URL").is_ok() {
+        backends.push(Backend::Postgres);
+    } else if std::env::var("CI").is_ok() {
+        panic!(
+            "CI must set AGORA_TEST_POSTGRES_URL so that every storage test runs on PostgreSQL too"
+        );
+    }
+    backends
+}
+
+pub struct TestStore {
+    pub store: Store,
+    pub backend: Backend,
+    database_url: String,
+    _dir: tempfile::TempDir,
+    /// The PostgreSQL server's admin URL and this test's database, dropped at the end.
+    database: Option<(String, String)>,
+}
+
+impl TestStore {
+    pub async fn open(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("agora.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let admin = std::env::var("AGORA_TEST_POSTGRES_URL").unwrap();
+                let name = format!("agora_app_{}", AccountId::new().as_uuid().simple());
+                execute(&admin, &format!("CREATE DATABASE {name}")).await;
+                let base = admin.rsplit_once('/').unwrap().0;
+                (format!("{base}/{name}"), Some((admin, name)))
+            }
+        };
+        let store = open_store(&database_url).await;
+        Self {
+            store,
+            backend,
+            database_url,
+            _dir: dir,
+            database,
+        }
+    }
+
+    /// Runs a statement on a connection of its own, outside the store, as someone with access
+    /// to the database would.
+    pub async fn execute(&self, sql: &str) {
+        execute(&self.database_url, sql).await;
+    }
+
+    pub async fn writer(&self, options: LedgerOptions) -> LedgerWriter {
+        LedgerWriter::start(self.store.clone(), options)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.database.take() {
+            // Dropping needs a runtime of its own: this may run while the test's runtime winds down.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(execute(
+                    &admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ));
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
+
+pub async fn open_store(database_url: &str) -> Store {
+    Store::open(&StoreOptions {
+        database_url: database_url.to_owned(),
+        pool_connections_max: 8,
+        acquire_timeout_ms: 10_000,
+    })
+    .await
+    .unwrap()
+}
+
+async fn execute(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::query(sql).execute(&mut connection).await.unwrap();
+}
+
+pub fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+/// A new EUR account with code 1.
+pub fn account(limit: BalanceLimit) -> Account {
+    Account::new(AccountId::new(), eur(), 1, limit, Timestamp::now())
+}
+
+/// A single EUR transfer with a new id and code 1.
+pub fn single(debit: AccountId, credit: AccountId, amount: i64) -> Transfer {
+    Transfer {
+        id: TransferId::new(),
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        currency: eur(),
+        code: 1,
+        kind: TransferKind::Single,
+        linked: false,
+    }
+}

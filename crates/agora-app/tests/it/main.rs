@@ -1,0 +1,6 @@
+//! agora-app's integration tests, in one binary.
+
+mod harness;
+mod ledger_crash;
+mod ledger_properties;
+mod ledger_writer;
