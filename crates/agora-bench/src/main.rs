@@ -9,6 +9,7 @@
 mod audit_verify;
 mod database;
 mod http_reads;
+mod ledger;
 mod load;
 mod report;
 mod servers;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::audit_verify::AuditOptions;
 use crate::database::BackendOptions;
+use crate::ledger::LedgerBenchOptions;
 use crate::load::LoadOptions;
 
 /// Benchmarks of Agora's foundation, each as a ratio against a baseline run in the same process.
@@ -61,6 +63,13 @@ enum Command {
         #[command(flatten)]
         backends: BackendOptions,
     },
+    /// Not part of `all`: durable transfers/s through the ledger's single writer (group commit) against plain SQLite from Python.
+    Ledger {
+        #[command(flatten)]
+        ledger: LedgerBenchOptions,
+        #[command(flatten)]
+        backends: BackendOptions,
+    },
 }
 
 #[tokio::main]
@@ -78,6 +87,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Http { load, backends } => http_reads::run(&load, &backends).await,
         Command::Writes { load, backends } => writes::run(&load, &backends).await,
         Command::AuditVerify { audit, backends } => audit_verify::run(&audit, &backends).await,
+        Command::Ledger { ledger, backends } => ledger::run(&ledger, &backends).await,
         Command::All {
             load,
             audit,
