@@ -112,7 +112,10 @@ pub async fn run(options: &LedgerBenchOptions, backend_options: &BackendOptions)
         .iter()
         .map(|&batch| Scenario::OneClient { batch })
         .collect();
-    scenarios.push(Scenario::Clients { clients, hot: false });
+    scenarios.push(Scenario::Clients {
+        clients,
+        hot: false,
+    });
     scenarios.push(Scenario::Clients { clients, hot: true });
 
     let mut table = Table::new(
@@ -167,8 +170,10 @@ pub async fn run(options: &LedgerBenchOptions, backend_options: &BackendOptions)
                 ),
                 report::rate(per_second),
                 baseline_per_second.map_or_else(|| "n/a".to_owned(), report::rate),
-                baseline_per_second
-                    .map_or_else(|| "n/a".to_owned(), |base| format!("{:.2}", per_second / base)),
+                baseline_per_second.map_or_else(
+                    || "n/a".to_owned(),
+                    |base| format!("{:.2}", per_second / base),
+                ),
             ]);
         }
     }
@@ -238,7 +243,10 @@ async fn measure_writer(
                     }
                 }
             }
-            Scenario::Clients { clients, hot: into_hot } => {
+            Scenario::Clients {
+                clients,
+                hot: into_hot,
+            } => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let transfers = Arc::new(AtomicU64::new(0));
                 let tasks: Vec<_> = (0..clients)
@@ -247,8 +255,7 @@ async fn measure_writer(
                         let stop = stop.clone();
                         let transfers = transfers.clone();
                         let seed = (number as u64) << 32 | client as u64;
-                        let mut picker =
-                            Picker::new(seed, others.clone(), into_hot.then_some(hot));
+                        let mut picker = Picker::new(seed, others.clone(), into_hot.then_some(hot));
                         tokio::spawn(async move {
                             while !stop.load(Ordering::Relaxed) {
                                 let transfer = picker.transfer(currency);
@@ -367,7 +374,9 @@ async fn run_baseline(options: &LedgerBenchOptions) -> Result<HashMap<usize, f64
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let value: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("the baseline printed `{line}`"))?;
-        let batch = value["batch"].as_u64().context("no batch in the baseline's line")?;
+        let batch = value["batch"]
+            .as_u64()
+            .context("no batch in the baseline's line")?;
         let per_second = value["per_second"]
             .as_f64()
             .context("no per_second in the baseline's line")?;
