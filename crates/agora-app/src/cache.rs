@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::model::Organisation;
 use agora_domain::{Actor, OrgId, Timestamp};
+use agora_policy::Decision;
 
 /// Entries kept at most per map; past it the map starts afresh (a cache, not a store).
 const ENTRIES_MAX: usize = 100_000;
@@ -24,8 +26,14 @@ struct CachedToken {
     cached_at: Instant,
 }
 
+/// What a decision depends on: Cedar decides from these alone, with policies fixed for the process.
+type DecisionKey = (Actor, Action, Resource, Context);
+
 pub(crate) struct Cache {
     ttl: Duration,
+    /// Decisions never go stale: policies are loaded once at start-up and the key holds every
+    /// input. Kept apart from the TTL entries and never cleared by changes.
+    decisions: RwLock<HashMap<DecisionKey, Decision>>,
     tokens: RwLock<HashMap<String, CachedToken>>,
     orgs: RwLock<HashMap<OrgId, (Organisation, Instant)>>,
 }
@@ -34,6 +42,7 @@ impl Cache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            decisions: RwLock::default(),
             tokens: RwLock::default(),
             orgs: RwLock::default(),
         }
@@ -112,6 +121,28 @@ impl Cache {
             orgs.clear();
         }
         orgs.insert(org.id, (org.clone(), Instant::now()));
+    }
+
+    /// Decides through `decide` once per distinct input, then from memory.
+    pub(crate) fn decision(&self, key: DecisionKey, decide: impl FnOnce() -> Decision) -> Decision {
+        if let Some(decision) = self
+            .decisions
+            .read()
+            .expect("cache lock is never poisoned: no panics while held")
+            .get(&key)
+        {
+            return decision.clone();
+        }
+        let decision = decide();
+        let mut decisions = self
+            .decisions
+            .write()
+            .expect("cache lock is never poisoned: no panics while held");
+        if decisions.len() >= ENTRIES_MAX {
+            decisions.clear();
+        }
+        decisions.insert(key, decision.clone());
+        decision
     }
 
     /// Forgets everything: called after any change to organisations, memberships or tokens.

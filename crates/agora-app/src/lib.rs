@@ -150,10 +150,18 @@ impl App {
         resource: &Resource,
         context: &Context,
     ) -> Result<()> {
-        let decision = self
-            .inner
-            .authorizer
-            .decide(call.actor, action, resource, context);
+        let inner = &self.inner;
+        let key = (
+            call.actor.clone(),
+            action,
+            resource.clone(),
+            context.clone(),
+        );
+        let decision = inner.cache.decision(key, || {
+            inner
+                .authorizer
+                .decide(call.actor, action, resource, context)
+        });
         if decision.allowed {
             return Ok(());
         }

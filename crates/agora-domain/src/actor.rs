@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::{OrgId, Role, SessionId, TokenId, UserId};
 
 /// How the actor proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum Credential {
     /// An API token, scoped to one organisation and role.
@@ -27,7 +27,7 @@ impl Credential {
 }
 
 /// The organisation an actor acts for, and in which role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Acting {
     pub org_id: OrgId,
     pub role: Role,
@@ -39,7 +39,7 @@ pub struct Acting {
 ///
 /// Invariant: a token actor always has `acting` (tokens are scoped to one organisation);
 /// a customer has `user_id` and no `acting`; the system actor has neither.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Actor {
     pub user_id: Option<UserId>,
     pub acting: Option<Acting>,

@@ -77,7 +77,7 @@ impl fmt::Display for Action {
 }
 
 /// What an action is done to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Resource {
     /// The whole instance: creating organisations, the chain of audit digests.
     Instance,
@@ -119,7 +119,7 @@ impl Resource {
 }
 
 /// Facts about the request that a policy may look at besides principal and resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Context {
     /// The role a member or token would receive (`member.add`, `token.create`).
     pub granted_role: Option<crate::Role>,

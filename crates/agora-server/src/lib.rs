@@ -108,12 +108,10 @@ async fn observe(State(state): State<ServerState>, mut request: Request, next: N
     let started = Instant::now();
     let request_id = RequestId::new();
     request.extensions_mut().insert(request_id);
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    // MatchedPath holds its text behind an Arc: cloning it does not copy the route.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!("request", %request_id, %method, %route);
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let handled = tokio::time::timeout(
@@ -137,7 +135,7 @@ async fn observe(State(state): State<ServerState>, mut request: Request, next: N
     let status = response.status();
     state
         .metrics
-        .record(&method, &route, status.as_u16(), started.elapsed());
+        .record(method.as_str(), route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         tracing::error!(%request_id, %method, %route, status = status.as_u16(), "request failed");
     }

@@ -1,6 +1,9 @@
 //! Request counts, latencies and errors in the Prometheus text format, for `/metrics`.
+//!
+//! Recording is on every request's path: one lock, and no allocation once a route and method
+//! have been seen.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,31 +20,50 @@ struct Histogram {
     sum_seconds: f64,
 }
 
+/// One method on one route: answers by status, and latencies.
+struct MethodStats {
+    method: String,
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latencies: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// By route, then by method in a short list (a route has few methods).
+    routes: Mutex<HashMap<String, Vec<MethodStats>>>,
 }
 
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        {
-            let mut requests = self
-                .requests
-                .lock()
-                .expect("metrics lock is never poisoned: no panics while held");
-            *requests
-                .entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
-        }
         let seconds = elapsed.as_secs_f64();
-        let mut latencies = self
-            .latencies
+        let mut routes = self
+            .routes
             .lock()
             .expect("metrics lock is never poisoned: no panics while held");
-        let histogram = latencies
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let methods = match routes.get_mut(route) {
+            Some(methods) => methods,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        let stats = match methods.iter().position(|stats| stats.method == method) {
+            Some(index) => &mut methods[index],
+            None => {
+                methods.push(MethodStats {
+                    method: method.to_owned(),
+                    statuses: Vec::new(),
+                    latency: Histogram::default(),
+                });
+                methods.last_mut().expect("just pushed")
+            }
+        };
+        match stats
+            .statuses
+            .iter_mut()
+            .find(|(known, _)| *known == status)
+        {
+            Some((_, count)) => *count += 1,
+            None => stats.statuses.push((status, 1)),
+        }
+        let histogram = &mut stats.latency;
         histogram.count += 1;
         histogram.sum_seconds += seconds;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS_SECONDS) {
@@ -51,34 +73,56 @@ impl Metrics {
         }
     }
 
-    /// Renders every metric, with the database pool's figures appended.
+    /// Renders every metric, with the database pool's figures appended; series in a stable order.
     pub fn render(&self, pool: agora_app::agora_store::PoolStats) -> String {
+        let routes = self
+            .routes
+            .lock()
+            .expect("metrics lock is never poisoned: no panics while held");
+        let mut series: Vec<(&str, &MethodStats)> = routes
+            .iter()
+            .flat_map(|(route, methods)| methods.iter().map(move |stats| (route.as_str(), stats)))
+            .collect();
+        series.sort_by(|(route_a, a), (route_b, b)| {
+            (*route_a, &a.method).cmp(&(*route_b, &b.method))
+        });
         let mut out = String::new();
         out.push_str("# HELP agora_http_requests_total HTTP requests answered, by method, route and status.\n");
         out.push_str("# TYPE agora_http_requests_total counter\n");
-        let mut errors: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for ((method, route, status), count) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "agora_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-            if *status >= 500 {
-                *errors.entry((method.clone(), route.clone())).or_default() += count;
+        for (route, stats) in &series {
+            let mut statuses = stats.statuses.clone();
+            statuses.sort_unstable();
+            for (status, count) in statuses {
+                let _ = writeln!(
+                    out,
+                    "agora_http_requests_total{{method=\"{}\",route=\"{route}\",status=\"{status}\"}} {count}",
+                    stats.method
+                );
             }
         }
         out.push_str(
             "# HELP agora_http_server_errors_total HTTP requests answered with a 5xx status.\n",
         );
         out.push_str("# TYPE agora_http_server_errors_total counter\n");
-        for ((method, route), count) in &errors {
-            let _ = writeln!(
-                out,
-                "agora_http_server_errors_total{{method=\"{method}\",route=\"{route}\"}} {count}"
-            );
+        for (route, stats) in &series {
+            let errors: u64 = stats
+                .statuses
+                .iter()
+                .filter(|(status, _)| *status >= 500)
+                .map(|(_, count)| count)
+                .sum();
+            if errors > 0 {
+                let _ = writeln!(
+                    out,
+                    "agora_http_server_errors_total{{method=\"{}\",route=\"{route}\"}} {errors}",
+                    stats.method
+                );
+            }
         }
         out.push_str("# HELP agora_http_request_duration_seconds Time to answer HTTP requests.\n");
         out.push_str("# TYPE agora_http_request_duration_seconds histogram\n");
-        for ((method, route), histogram) in self.latencies.lock().expect("metrics lock").iter() {
+        for (route, stats) in &series {
+            let (method, histogram) = (&stats.method, &stats.latency);
             for (bound, count) in BUCKETS_SECONDS.iter().zip(histogram.buckets) {
                 let _ = writeln!(
                     out,
