@@ -176,19 +176,87 @@ fn csrf_matches(headers: &HeaderMap, form_token: &str) -> bool {
     })
 }
 
+/// A form the portal accepts: it carries a CSRF token, and says what to answer when incomplete.
+trait PortalForm: serde::de::DeserializeOwned {
+    fn csrf_token(&self) -> &str;
+
+    /// The answer to a post that does not parse as this form.
+    fn incomplete() -> Response;
+}
+
+macro_rules! portal_form {
+    ($form:ty, $incomplete:expr) => {
+        impl PortalForm for $form {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+
+            fn incomplete() -> Response {
+                $incomplete
+            }
+        }
+    };
+}
+
+fn incomplete(what: &'static str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        format!("the {what} was incomplete"),
+    )
+        .into_response()
+}
+
+portal_form!(SigninForm, incomplete("sign-in form"));
+portal_form!(SignupForm, incomplete("sign-up form"));
+portal_form!(LinkForm, incomplete("form"));
+portal_form!(TokenForm, incomplete("token form"));
+// A form that is nothing but its CSRF token is refused as a forgery when it does not parse.
+portal_form!(CsrfForm, csrf_refused());
+
+/// A form posted before signing in, once its token matches the double-submit CSRF cookie.
+async fn anonymous_form<F: PortalForm>(
+    state: &ServerState,
+    request: Request,
+) -> Result<F, Response> {
+    let headers = request.headers().clone();
+    let Ok(Form(form)) = Form::<F>::from_request(request, state).await else {
+        return Err(F::incomplete());
+    };
+    if !csrf_matches(&headers, form.csrf_token()) {
+        return Err(csrf_refused());
+    }
+    Ok(form)
+}
+
+/// A form posted by a signed-in person, once its token matches the session's CSRF token;
+/// otherwise the answer to send (a redirect to sign in, or a refusal).
+async fn signed_in_form<F: PortalForm>(
+    state: &ServerState,
+    request: Request,
+) -> Result<(agora_app::PortalSession, F), Response> {
+    let session = session(state, request.headers()).await?;
+    let Ok(Form(form)) = Form::<F>::from_request(request, state).await else {
+        return Err(F::incomplete());
+    };
+    if !hashes_equal(
+        form.csrf_token().as_bytes(),
+        session.record.csrf_token.as_bytes(),
+    ) {
+        return Err(csrf_refused());
+    }
+    Ok((session, form))
+}
+
 fn csrf_refused() -> Response {
     (StatusCode::FORBIDDEN, Html("<!doctype html><title>Form expired</title><p>This form expired or did not come from this site. <a href=\"/signin\">Reload the sign-in page</a> and try again.</p>")).into_response()
 }
 
 async fn signin(State(state): State<ServerState>, request: Request) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<SigninForm>::from_request(request, &state).await else {
-        return (StatusCode::BAD_REQUEST, "the sign-in form was incomplete").into_response();
+    let form: SigninForm = match anonymous_form(&state, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
-    if !csrf_matches(&headers, &form.csrf_token) {
-        return csrf_refused();
-    }
     match state
         .app
         .sign_in(&form.email, &form.password, request_id)
@@ -262,13 +330,10 @@ struct SignupForm {
 /// Creates a customer account (a user without an organisation) and signs it in.
 async fn signup(State(state): State<ServerState>, request: Request) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<SignupForm>::from_request(request, &state).await else {
-        return (StatusCode::BAD_REQUEST, "the sign-up form was incomplete").into_response();
+    let form: SignupForm = match anonymous_form(&state, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
-    if !csrf_matches(&headers, &form.csrf_token) {
-        return csrf_refused();
-    }
     let again = |form: SignupForm, message: String| {
         let view = SignupPage {
             csrf_token: form.csrf_token,
@@ -311,20 +376,10 @@ struct CsrfForm {
 
 async fn signout(State(state): State<ServerState>, request: Request) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let session = match session(&state, &headers).await {
-        Ok(session) => session,
+    let (session, _form): (_, CsrfForm) = match signed_in_form(&state, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let Ok(Form(form)) = Form::<CsrfForm>::from_request(request, &state).await else {
-        return csrf_refused();
-    };
-    if !hashes_equal(
-        form.csrf_token.as_bytes(),
-        session.record.csrf_token.as_bytes(),
-    ) {
-        return csrf_refused();
-    }
     if let Err(error) = state.app.sign_out(&session, request_id).await {
         return crate::ApiError::new(error)
             .with_request_id(request_id)
@@ -381,13 +436,10 @@ async fn use_link(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<LinkForm>::from_request(request, &state).await else {
-        return (StatusCode::BAD_REQUEST, "the form was incomplete").into_response();
+    let form: LinkForm = match anonymous_form(&state, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
-    if !csrf_matches(&headers, &form.csrf_token) {
-        return csrf_refused();
-    }
     let again = |message: String| {
         page(
             StatusCode::BAD_REQUEST,
@@ -594,20 +646,10 @@ struct TokenForm {
 /// Creates a token for the signed-in user in the organisation they act for; shows its secret once.
 async fn create_token(State(state): State<ServerState>, request: Request) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let session = match session(&state, &headers).await {
-        Ok(session) => session,
+    let (session, form): (_, TokenForm) = match signed_in_form(&state, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let Ok(Form(form)) = Form::<TokenForm>::from_request(request, &state).await else {
-        return (StatusCode::BAD_REQUEST, "the token form was incomplete").into_response();
-    };
-    if !hashes_equal(
-        form.csrf_token.as_bytes(),
-        session.record.csrf_token.as_bytes(),
-    ) {
-        return csrf_refused();
-    }
     let Some(acting) = session.actor.acting else {
         return (
             StatusCode::FORBIDDEN,
@@ -658,20 +700,10 @@ async fn revoke_token(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let headers = request.headers().clone();
-    let session = match session(&state, &headers).await {
-        Ok(session) => session,
+    let (session, _form): (_, CsrfForm) = match signed_in_form(&state, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let Ok(Form(form)) = Form::<CsrfForm>::from_request(request, &state).await else {
-        return csrf_refused();
-    };
-    if !hashes_equal(
-        form.csrf_token.as_bytes(),
-        session.record.csrf_token.as_bytes(),
-    ) {
-        return csrf_refused();
-    }
     let call = agora_app::Call::new(&session.actor, request_id);
     let revoked = match token_id.parse() {
         Ok(token_id) => state.app.revoke_token(&call, token_id).await,
