@@ -108,6 +108,55 @@ prefixed_id!(
     RequestId, "req", "request_id"
 );
 
+prefixed_id!(
+    /// A marketplace listing: a product or a service a partner offers.
+    ListingId, "lst", "listing_id"
+);
+prefixed_id!(
+    /// A bookable slot of a service listing.
+    SlotId, "slt", "slot_id"
+);
+prefixed_id!(
+    /// A customer's order: one payment, lines from one or more sellers.
+    OrderId, "ord", "order_id"
+);
+prefixed_id!(
+    /// One line of an order.
+    OrderLineId, "oln", "line_id"
+);
+prefixed_id!(
+    /// A payment at a payment provider.
+    PaymentId, "pay", "payment_id"
+);
+prefixed_id!(
+    /// A refund of part of an order line.
+    RefundId, "rfd", "refund_id"
+);
+prefixed_id!(
+    /// A commission rule set by the operator.
+    CommissionRuleId, "cmr", "rule_id"
+);
+prefixed_id!(
+    /// A payout of a seller's available funds.
+    PayoutId, "pyt", "payout_id"
+);
+prefixed_id!(
+    /// A points accrual rule.
+    PointsRuleId, "ptr", "points_rule_id"
+);
+prefixed_id!(
+    /// A lot of points: an amount granted at once, with its expiry and funder.
+    LotId, "lot", "lot_id"
+);
+prefixed_id!(
+    /// A partner-to-partner settlement window.
+    WindowId, "stw", "window_id"
+);
+prefixed_id!(
+    /// One obligation between two partners within a settlement window.
+    ObligationId, "obl", "obligation_id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

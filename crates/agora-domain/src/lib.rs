@@ -20,7 +20,11 @@ pub mod timestamp;
 
 pub use actor::{Actor, Credential};
 pub use error::{Error, Result};
-pub use id::{EventId, OrgId, RequestId, SessionId, TokenId, UserId};
+pub use id::{
+    CommissionRuleId, EventId, ListingId, LotId, ObligationId, OrderId, OrderLineId, OrgId,
+    PaymentId, PayoutId, PointsRuleId, RefundId, RequestId, SessionId, SlotId, TokenId, UserId,
+    WindowId,
+};
 pub use name::{Email, OrgName, Password, PersonName};
 pub use role::Role;
 pub use timestamp::Timestamp;
