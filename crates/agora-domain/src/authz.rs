@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::{OrgId, TokenId, UserId};
+use crate::{OrderId, OrgId, TokenId, UserId};
 
 /// Something an actor may try to do. The string form is the Cedar action id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +26,30 @@ pub enum Action {
     AuditChainRead,
     AuditCheckpoint,
     EventRead,
+    // The marketplace and the ledger.
+    ListingRead,
+    ListingManage,
+    OrderPlace,
+    OrderRead,
+    OrderFulfil,
+    OrderRefund,
+    WalletRead,
+    WalletTopUp,
+    PointsRead,
+    PointsRedeem,
+    PointsGrant,
+    SellerRead,
+    PayoutRequest,
+    SettlementRecord,
+    SettlementRead,
+    MarketOperate,
+    MarketReadAll,
+    LedgerRead,
+    LedgerWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 35] = [
         Action::OrgCreate,
         Action::OrgList,
         Action::OrgRead,
@@ -46,6 +66,25 @@ impl Action {
         Action::AuditChainRead,
         Action::AuditCheckpoint,
         Action::EventRead,
+        Action::ListingRead,
+        Action::ListingManage,
+        Action::OrderPlace,
+        Action::OrderRead,
+        Action::OrderFulfil,
+        Action::OrderRefund,
+        Action::WalletRead,
+        Action::WalletTopUp,
+        Action::PointsRead,
+        Action::PointsRedeem,
+        Action::PointsGrant,
+        Action::SellerRead,
+        Action::PayoutRequest,
+        Action::SettlementRecord,
+        Action::SettlementRead,
+        Action::MarketOperate,
+        Action::MarketReadAll,
+        Action::LedgerRead,
+        Action::LedgerWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +105,25 @@ impl Action {
             Action::AuditChainRead => "audit.chain_read",
             Action::AuditCheckpoint => "audit.checkpoint",
             Action::EventRead => "event.read",
+            Action::ListingRead => "listing.read",
+            Action::ListingManage => "listing.manage",
+            Action::OrderPlace => "order.place",
+            Action::OrderRead => "order.read",
+            Action::OrderFulfil => "order.fulfil",
+            Action::OrderRefund => "order.refund",
+            Action::WalletRead => "wallet.read",
+            Action::WalletTopUp => "wallet.top_up",
+            Action::PointsRead => "points.read",
+            Action::PointsRedeem => "points.redeem",
+            Action::PointsGrant => "points.grant",
+            Action::SellerRead => "seller.read",
+            Action::PayoutRequest => "payout.request",
+            Action::SettlementRecord => "settlement.record",
+            Action::SettlementRead => "settlement.read",
+            Action::MarketOperate => "market.operate",
+            Action::MarketReadAll => "market.read_all",
+            Action::LedgerRead => "ledger.read",
+            Action::LedgerWrite => "ledger.write",
         }
     }
 }
@@ -89,6 +147,14 @@ pub enum Resource {
         org_id: OrgId,
         owner: UserId,
     },
+    /// A person as a customer: their orders to place, their wallet and their points.
+    Customer(UserId),
+    /// One order: its customer and the organisations that sell on it.
+    Order {
+        id: OrderId,
+        customer: UserId,
+        sellers: Vec<OrgId>,
+    },
 }
 
 impl Resource {
@@ -98,6 +164,12 @@ impl Resource {
             Resource::Instance => None,
             Resource::Organisation(org_id) => Some(*org_id),
             Resource::Token { org_id, .. } => Some(*org_id),
+            Resource::Customer(_) => None,
+            // An order with one seller belongs to it; one with several belongs to no single organisation.
+            Resource::Order { sellers, .. } => match sellers.as_slice() {
+                [seller] => Some(*seller),
+                _ => None,
+            },
         }
     }
 
@@ -106,6 +178,8 @@ impl Resource {
             Resource::Instance => "instance",
             Resource::Organisation(_) => "organisation",
             Resource::Token { .. } => "token",
+            Resource::Customer(_) => "customer",
+            Resource::Order { .. } => "order",
         }
     }
 
@@ -114,6 +188,8 @@ impl Resource {
             Resource::Instance => "instance".to_owned(),
             Resource::Organisation(org_id) => org_id.to_string(),
             Resource::Token { id, .. } => id.to_string(),
+            Resource::Customer(user_id) => user_id.to_string(),
+            Resource::Order { id, .. } => id.to_string(),
         }
     }
 }

@@ -77,6 +77,8 @@ struct Names {
     user: cedar::EntityTypeName,
     organisation: cedar::EntityTypeName,
     token: cedar::EntityTypeName,
+    customer: cedar::EntityTypeName,
+    order: cedar::EntityTypeName,
     system: cedar::EntityUid,
     instance: cedar::EntityUid,
     /// Indexed like [`Action::ALL`].
@@ -97,6 +99,8 @@ impl Names {
             user: type_name("Agora::User"),
             organisation: type_name("Agora::Organisation"),
             token: type_name("Agora::Token"),
+            customer: type_name("Agora::Customer"),
+            order: type_name("Agora::Order"),
             system: uid(type_name("Agora::System"), "instance"),
             instance: uid(type_name("Agora::Instance"), "instance"),
             actions: Action::ALL
@@ -114,6 +118,13 @@ impl Names {
         cedar::EntityUid::from_type_name_and_id(
             self.organisation.clone(),
             cedar::EntityId::new(org_id.to_string()),
+        )
+    }
+
+    fn user(&self, user_id: impl ToString) -> cedar::EntityUid {
+        cedar::EntityUid::from_type_name_and_id(
+            self.user.clone(),
+            cedar::EntityId::new(user_id.to_string()),
         )
     }
 }
@@ -450,6 +461,49 @@ impl Authorizer {
                 );
                 uid
             }
+            Resource::Customer(user_id) => {
+                let uid = cedar::EntityUid::from_type_name_and_id(
+                    self.names.customer.clone(),
+                    cedar::EntityId::new(user_id.to_string()),
+                );
+                let attrs = [(
+                    "user".to_owned(),
+                    cedar::RestrictedExpression::new_entity_uid(self.names.user(user_id)),
+                )];
+                entities.push(
+                    cedar::Entity::new_with_tags(uid.clone(), attrs, [], [])
+                        .map_err(|error| error.to_string())?,
+                );
+                uid
+            }
+            Resource::Order {
+                id,
+                customer,
+                sellers,
+            } => {
+                let uid = cedar::EntityUid::from_type_name_and_id(
+                    self.names.order.clone(),
+                    cedar::EntityId::new(id.to_string()),
+                );
+                let sellers = sellers.iter().map(|seller| {
+                    cedar::RestrictedExpression::new_entity_uid(self.names.organisation(seller))
+                });
+                let attrs = [
+                    (
+                        "customer".to_owned(),
+                        cedar::RestrictedExpression::new_entity_uid(self.names.user(customer)),
+                    ),
+                    (
+                        "sellers".to_owned(),
+                        cedar::RestrictedExpression::new_set(sellers),
+                    ),
+                ];
+                entities.push(
+                    cedar::Entity::new_with_tags(uid.clone(), attrs, [], [])
+                        .map_err(|error| error.to_string())?,
+                );
+                uid
+            }
         };
 
         let mut pairs = Vec::with_capacity(3);
@@ -638,6 +692,8 @@ fn describe_resource(resource: &Resource) -> String {
         Resource::Instance => "the instance".to_owned(),
         Resource::Organisation(org_id) => format!("organisation {org_id}"),
         Resource::Token { id, org_id, .. } => format!("token {id} of {org_id}"),
+        Resource::Customer(user_id) => format!("customer {user_id}"),
+        Resource::Order { id, .. } => format!("order {id}"),
     }
 }
 
@@ -664,7 +720,7 @@ fn describe_actor(actor: &Actor) -> String {
 #[cfg(test)]
 mod tests {
     use agora_domain::actor::Acting;
-    use agora_domain::{OrgId, SessionId, TokenId, UserId};
+    use agora_domain::{OrderId, OrgId, SessionId, TokenId, UserId};
 
     use super::*;
 
@@ -745,6 +801,12 @@ mod tests {
                 id: TokenId::new(),
                 org_id: org_b,
                 owner: bob,
+            },
+            Resource::Customer(alice),
+            Resource::Order {
+                id: OrderId::new(),
+                customer: bob,
+                sellers: vec![org_a, org_b],
             },
         ];
         let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use agora_domain::actor::Acting;
 use agora_domain::authz::{Action, Context, Resource};
-use agora_domain::{Actor, Credential, OrgId, Role, SessionId, TokenId, UserId};
+use agora_domain::{Actor, Credential, OrderId, OrgId, Role, SessionId, TokenId, UserId};
 use agora_policy::{Authorizer, Decision, PolicyError};
 
 /// The cast every row of a table is read against.
@@ -82,7 +82,8 @@ impl World {
         }
     }
 
-    /// `instance`, `org:<A|B|OP>`, or `token:<org>:<owner>`.
+    /// `instance`, `org:<A|B|OP>`, `token:<org>:<owner>`, `customer:<user>`, or
+    /// `order:<customer>:<seller>[+<seller>…]` (`-` for no seller).
     fn resource(&self, spec: &str) -> Resource {
         let parts: Vec<&str> = spec.split(':').collect();
         match parts.as_slice() {
@@ -92,6 +93,16 @@ impl World {
                 id: TokenId::new(),
                 org_id: self.org(org),
                 owner: self.user(owner),
+            },
+            ["customer", user] => Resource::Customer(self.user(user)),
+            ["order", customer, sellers] => Resource::Order {
+                id: OrderId::new(),
+                customer: self.user(customer),
+                sellers: sellers
+                    .split('+')
+                    .filter(|seller| *seller != "-")
+                    .map(|seller| self.org(seller))
+                    .collect(),
             },
             _ => panic!("bad resource `{spec}`"),
         }
@@ -222,6 +233,39 @@ fn builtin_matrix() {
         owner@A             audit.checkpoint  instance        -          -          deny   no-permit
         owner@A             event.read        org:A           -          -          allow  own-org-admin
         owner@A             event.read        org:B           -          -          deny   no-permit
+
+        # The marketplace: anyone browses; a person shops as themselves, never through a token.
+        customer            listing.read      instance        -          -          allow  market-browse
+        customer            order.place       customer:alice  -          -          allow  customer-self
+        customer            order.place       customer:bob    -          -          deny   no-permit
+        customer            wallet.read       customer:alice  -          -          allow  customer-self
+        customer            points.redeem     customer:alice  -          -          allow  customer-self
+        owner@A+token       wallet.read       customer:alice  -          -          deny   no-permit
+        customer            order.read        order:alice:A   -          -          allow  customer-own-order
+        customer            order.read        order:bob:A     -          -          deny   no-permit
+        customer            order.refund      order:alice:A   -          -          deny   no-permit
+        customer            listing.manage    org:A           -          -          deny   no-permit
+        # Sellers run their shop and handle the orders they sell on, and nobody else's.
+        owner@A             listing.manage    org:A           -          -          allow  own-org-seller
+        admin@A             payout.request    org:A           -          -          allow  own-org-seller
+        admin@A             listing.manage    org:B           -          -          deny   no-permit
+        member@A            listing.manage    org:A           -          -          deny   no-permit
+        analyst@A           seller.read       org:A           -          -          allow  own-org-seller-analyst
+        analyst@A           payout.request    org:A           -          -          deny   no-permit
+        admin@A             order.fulfil      order:bob:A     -          -          allow  order-seller
+        admin@A             order.refund      order:bob:B+A   -          -          allow  order-seller
+        admin@A             order.fulfil      order:bob:B     -          -          deny   no-permit
+        analyst@A           order.read        order:bob:A     -          -          allow  order-seller-analyst
+        analyst@A           order.refund      order:bob:A     -          -          deny   no-permit
+        developer@A         order.read        order:bob:A     -          -          deny   no-permit
+        # The operator sets the rules and reads the ledger; its analysts read, never write.
+        admin@OP            market.operate    instance        -          -          allow  operator-admin
+        admin@OP            ledger.write      instance        -          -          allow  operator-admin
+        analyst@OP          ledger.read       instance        -          -          allow  operator-analyst
+        analyst@OP          ledger.write      instance        -          -          deny   no-permit
+        analyst@OP          order.read        order:bob:A     -          -          allow  operator-analyst
+        owner@A             market.operate    instance        -          -          deny   no-permit
+        owner@A             ledger.read       instance        -          -          deny   no-permit
 
         # Admins manage members and tokens, but only owners make, change or remove owners.
         admin@A             org.update        org:A           -          -          allow  own-org-admin
@@ -488,11 +532,18 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "operator-admin",
             "operator-analyst",
             "public-directory",
+            "market-browse",
+            "customer-self",
+            "customer-own-order",
             "org-create",
             "own-org-admin",
             "own-org-admin-revoke",
             "own-org-analyst",
             "own-org-developer",
+            "own-org-seller",
+            "own-org-seller-analyst",
+            "order-seller",
+            "order-seller-analyst",
             "own-org-member",
             "revoke-own-token",
             "owners-grant-owners",
@@ -530,13 +581,26 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             | Action::OrgList
             | Action::AuditChainRead
             | Action::AuditReadAll
-            | Action::AuditCheckpoint => "instance",
+            | Action::AuditCheckpoint
+            | Action::ListingRead
+            | Action::MarketOperate
+            | Action::MarketReadAll
+            | Action::LedgerRead
+            | Action::LedgerWrite => "instance",
             Action::TokenRevoke => "token:A:bob",
+            Action::OrderPlace
+            | Action::WalletRead
+            | Action::WalletTopUp
+            | Action::PointsRead
+            | Action::PointsRedeem => "customer:alice",
+            Action::OrderRead | Action::OrderFulfil | Action::OrderRefund => "order:alice:A",
             _ => "org:A",
         };
         let resource_type = match resource {
             "instance" => "Agora::Instance",
             "token:A:bob" => "Agora::Token",
+            "customer:alice" => "Agora::Customer",
+            "order:alice:A" => "Agora::Order",
             _ => "Agora::Organisation",
         };
         let resources: Vec<String> = schema
@@ -870,7 +934,19 @@ fn permitted(
         && role == Some(Role::Analyst)
         && matches!(
             action,
-            AuditReadAll | AuditRead | OrgRead | OrgList | MemberList | EventRead
+            AuditReadAll
+                | AuditRead
+                | OrgRead
+                | OrgList
+                | MemberList
+                | EventRead
+                | MarketReadAll
+                | LedgerRead
+                | OrderRead
+                | SellerRead
+                | SettlementRead
+                | WalletRead
+                | PointsRead
         )
     {
         return true;
@@ -878,8 +954,29 @@ fn permitted(
     if matches!(action, OrgRead | OrgList | AuditChainRead) {
         return true;
     }
+
     if action == OrgCreate {
         return !via_token || matches!(role, Some(Role::Owner | Role::Admin));
+    }
+    if action == ListingRead && *resource == Resource::Instance {
+        return true;
+    }
+    // A person's own purse and orders, never through a token.
+    match resource {
+        Resource::Customer(user_id) => {
+            return !via_token
+                && actor.user_id == Some(*user_id)
+                && matches!(
+                    action,
+                    OrderPlace | WalletRead | WalletTopUp | PointsRead | PointsRedeem
+                );
+        }
+        Resource::Order { customer, .. }
+            if action == OrderRead && !via_token && actor.user_id == Some(*customer) =>
+        {
+            return true;
+        }
+        _ => {}
     }
 
     let Some(acting) = actor.acting else {
@@ -900,11 +997,23 @@ fn permitted(
                         | TokenList
                         | AuditRead
                         | EventRead
+                        | ListingManage
+                        | SellerRead
+                        | PayoutRequest
+                        | SettlementRecord
+                        | SettlementRead
+                        | PointsGrant
                 )
             }
             Role::Analyst => matches!(
                 action,
-                MemberList | AuditRead | EventRead | TokenCreate | TokenList
+                MemberList
+                    | AuditRead
+                    | EventRead
+                    | TokenCreate
+                    | TokenList
+                    | SellerRead
+                    | SettlementRead
             ),
             Role::Developer => matches!(action, MemberList | EventRead | TokenCreate | TokenList),
             Role::Member => action == MemberList,
@@ -914,6 +1023,17 @@ fn permitted(
                 && *org_id == acting.org_id
                 && (matches!(acting.role, Role::Owner | Role::Admin)
                     || actor.user_id == Some(*owner))
+        }
+        Resource::Customer(_) => false,
+        Resource::Order { sellers, .. } => {
+            sellers.contains(&acting.org_id)
+                && match acting.role {
+                    Role::Owner | Role::Admin => {
+                        matches!(action, OrderRead | OrderFulfil | OrderRefund)
+                    }
+                    Role::Analyst => action == OrderRead,
+                    Role::Developer | Role::Member => false,
+                }
         }
     }
 }
@@ -938,6 +1058,12 @@ fn builtin_policies_match_the_model() {
         "token:A:bob",
         "token:B:alice",
         "token:OP:bob",
+        "customer:alice",
+        "customer:bob",
+        "order:alice:A",
+        "order:bob:A",
+        "order:bob:B+OP",
+        "order:bob:-",
     ];
     // Every granted role and every target role, each also absent, in every combination.
     let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();
