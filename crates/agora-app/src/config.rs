@@ -27,6 +27,8 @@ pub struct AppConfig {
     pub public_url: String,
     /// How long an authenticated token and an organisation stay cached (0 turns the cache off).
     pub cache_ttl_ms: u64,
+    /// How the ledger's single writer groups requests.
+    pub ledger: crate::LedgerOptions,
 }
 
 impl Default for AppConfig {
@@ -41,6 +43,7 @@ impl Default for AppConfig {
             page_size_max: 200,
             public_url: "http://127.0.0.1:8080".into(),
             cache_ttl_ms: 5_000,
+            ledger: crate::LedgerOptions::default(),
         }
     }
 }

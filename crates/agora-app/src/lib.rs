@@ -10,6 +10,7 @@ mod auth;
 mod cache;
 mod config;
 mod ledger;
+mod ledger_ops;
 mod orgs;
 pub mod secrets;
 
@@ -32,6 +33,10 @@ pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
 pub use config::{Admission, AppConfig};
 pub use ledger::{LedgerOptions, LedgerStats, LedgerWriter};
+pub use ledger_ops::{
+    AccountOutcome, AccountView, LEDGER_REQUEST_ITEMS_MAX, LedgerVerifyReport, NewLedgerAccount,
+    TransferOutcome,
+};
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
 pub use secrets::InstanceKey;
 
@@ -95,6 +100,8 @@ struct Inner {
     config: AppConfig,
     key: InstanceKey,
     cache: cache::Cache,
+    /// The ledger's single writer, started on first use: restoring the ledger reads all of it.
+    ledger: tokio::sync::OnceCell<LedgerWriter>,
 }
 
 /// How a write that may be a replay began.
@@ -126,7 +133,27 @@ impl App {
                 authorizer,
                 config,
                 key,
+                ledger: tokio::sync::OnceCell::new(),
             }),
+        }
+    }
+
+    /// The ledger's single writer, restoring the ledger from storage on the first call.
+    pub async fn ledger(&self) -> Result<&LedgerWriter> {
+        let inner = &self.inner;
+        inner
+            .ledger
+            .get_or_try_init(|| {
+                LedgerWriter::start(inner.store.clone(), inner.config.ledger.clone())
+            })
+            .await
+    }
+
+    /// Lets the ledger writer commit and answer everything queued, then stops it. Later ledger
+    /// calls answer `Unavailable`. Call once, on shutdown.
+    pub async fn shutdown(&self) {
+        if let Some(writer) = self.inner.ledger.get() {
+            writer.clone().shutdown().await;
         }
     }
 

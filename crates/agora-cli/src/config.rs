@@ -21,6 +21,7 @@ pub struct Config {
     pub api: Api,
     pub audit: Audit,
     pub policy: Policy,
+    pub ledger: Ledger,
     pub log: Log,
 }
 
@@ -102,6 +103,14 @@ pub struct Policy {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Ledger {
+    pub batch_transfers_max: usize,
+    pub queue_requests_max: usize,
+    pub expiry_check_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: String,
     pub filter: String,
@@ -161,6 +170,12 @@ impl Config {
         if self.identity.signin_failures_max < 1 {
             bail!("identity.signin_failures_max must be at least 1");
         }
+        if !(1..=8190).contains(&self.ledger.batch_transfers_max) {
+            bail!("ledger.batch_transfers_max must be between 1 and 8190");
+        }
+        if self.ledger.queue_requests_max == 0 || self.ledger.expiry_check_ms == 0 {
+            bail!("ledger.queue_requests_max and ledger.expiry_check_ms must be at least 1");
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bail!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -201,6 +216,11 @@ impl Config {
             page_size_max: self.api.page_size_max,
             public_url: self.public_url(),
             cache_ttl_ms: self.identity.cache_ttl_ms,
+            ledger: agora_app::LedgerOptions {
+                batch_transfers_max: self.ledger.batch_transfers_max,
+                queue_requests_max: self.ledger.queue_requests_max,
+                expiry_check_ms: self.ledger.expiry_check_ms,
+            },
         }
     }
 

@@ -187,6 +187,8 @@ pub async fn serve(
     if let Some(task) = checkpoints {
         task.abort();
     }
+    // The ledger writer commits and answers what is queued before the store closes.
+    app.shutdown().await;
     // A last checkpoint so that the log's final state is signed.
     if let Err(error) = app.checkpoint_if_moved().await {
         tracing::warn!(%error, "could not sign a final checkpoint");

@@ -194,6 +194,7 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// Limits an account enforces on every transfer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BalanceLimit {
@@ -206,6 +207,7 @@ pub enum BalanceLimit {
 }
 
 /// An account as the ledger holds it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub id: AccountId,
@@ -248,6 +250,7 @@ impl Account {
 }
 
 /// What a transfer does.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum TransferKind {
@@ -262,6 +265,7 @@ pub enum TransferKind {
 }
 
 /// A transfer as the client asks for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Transfer {
     pub id: TransferId,
@@ -278,6 +282,7 @@ pub struct Transfer {
 }
 
 /// A field of a transfer, named when a retry differs from the original.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferField {
@@ -305,6 +310,7 @@ impl fmt::Display for TransferField {
 }
 
 /// What applying one transfer answered. Every variant but `Created` changed nothing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferResult {
@@ -369,6 +375,7 @@ impl TransferResult {
 }
 
 /// An account's four balances at one moment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Balances {
     pub debits_pending: i64,
@@ -389,6 +396,7 @@ impl Account {
 }
 
 /// How a record came to be.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum RecordCause {
@@ -400,6 +408,7 @@ pub enum RecordCause {
 
 /// One change to the ledger as it is persisted, in order: what moved, when, and both accounts'
 /// balances right after, so that a balance can be read as of any moment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRecord {
     pub transfer: Transfer,
@@ -414,6 +423,7 @@ pub struct TransferRecord {
 }
 
 /// A transfer id that failed, and why; it stays failed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedTransfer {
     pub id: TransferId,

@@ -29,5 +29,18 @@ string_schema! {
     crate::PersonName => "A person's display name, 1 to 100 characters", "Ana Lima";
     crate::Email => "An e-mail address, kept in lower case", "ana@freshmart.example";
     crate::Timestamp => "An instant, RFC 3339 in UTC with microseconds", "2026-11-23T06:40:00.123456Z";
+    crate::ledger::AccountId => "A ledger account id", "acc_0196f1d0a3c27d3e8f5a9b1c2d3e4f55";
+    crate::ledger::TransferId => "A ledger transfer id, chosen by the client", "trf_0196f1d0a3c27d3e8f5a9b1c2d3e4f56";
+    crate::ledger::Currency => "An ISO 4217 currency code, or PTS for points", "EUR";
+    crate::OrderId => "An order id", "ord_0196f1d0a3c27d3e8f5a9b1c2d3e4f57";
+    crate::OrderLineId => "An order line id", "oln_0196f1d0a3c27d3e8f5a9b1c2d3e4f58";
+    crate::PaymentId => "A payment id at a payment provider", "pay_0196f1d0a3c27d3e8f5a9b1c2d3e4f59";
+    crate::RefundId => "A refund id", "rfd_0196f1d0a3c27d3e8f5a9b1c2d3e4f5a";
+    crate::CommissionRuleId => "A commission rule id", "cmr_0196f1d0a3c27d3e8f5a9b1c2d3e4f5b";
+    crate::PayoutId => "A payout id", "pyt_0196f1d0a3c27d3e8f5a9b1c2d3e4f5c";
+    crate::PointsRuleId => "A points rule id", "ptr_0196f1d0a3c27d3e8f5a9b1c2d3e4f5d";
+    crate::LotId => "A points lot id", "lot_0196f1d0a3c27d3e8f5a9b1c2d3e4f5e";
+    crate::WindowId => "A settlement window id", "stw_0196f1d0a3c27d3e8f5a9b1c2d3e4f5f";
+    crate::ObligationId => "A settlement obligation id", "obl_0196f1d0a3c27d3e8f5a9b1c2d3e4f60";
     crate::audit::Hash32 => "A SHA-256 value in lower-case hex", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 }

@@ -2,6 +2,7 @@
 //! OpenAPI document and the routes come from the same annotations.
 
 mod audit;
+mod ledger;
 mod orgs;
 mod system;
 
@@ -28,6 +29,7 @@ use crate::ServerState;
         (name = "organisations", description = "Organisations, members and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
+        (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
     )
 )]
 struct ApiDoc;
@@ -81,6 +83,11 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(audit::list_checkpoints, audit::create_checkpoint))
         .routes(routes!(audit::public_key))
         .routes(routes!(audit::org_events))
+        .routes(routes!(ledger::create_accounts))
+        .routes(routes!(ledger::get_account))
+        .routes(routes!(ledger::create_transfers))
+        .routes(routes!(ledger::get_transfer))
+        .routes(routes!(ledger::verify))
 }
 
 /// The OpenAPI document this server serves.
