@@ -11,6 +11,7 @@ mod cache;
 mod config;
 mod ledger;
 mod ledger_ops;
+mod market;
 mod orgs;
 pub mod secrets;
 
@@ -102,6 +103,7 @@ struct Inner {
     cache: cache::Cache,
     /// The ledger's single writer, started on first use: restoring the ledger reads all of it.
     ledger: tokio::sync::OnceCell<LedgerWriter>,
+    market: market::Market,
 }
 
 /// How a write that may be a replay began.
@@ -134,6 +136,7 @@ impl App {
                 config,
                 key,
                 ledger: tokio::sync::OnceCell::new(),
+                market: market::Market::default(),
             }),
         }
     }

@@ -142,7 +142,9 @@ impl CommissionRule {
     }
 
     fn applies_to(&self, line: &LineFacts) -> bool {
-        self.currency.is_none_or(|currency| currency == line.currency) && self.scope.covers(line)
+        self.currency
+            .is_none_or(|currency| currency == line.currency)
+            && self.scope.covers(line)
     }
 }
 
@@ -171,8 +173,8 @@ pub fn commission(terms: &CommissionTerms, gross: i64) -> i64 {
     if gross <= 0 {
         return 0;
     }
-    let rate = i128::from(gross) * i128::from(terms.rate_bps.min(RATE_BPS_MAX))
-        / i128::from(RATE_BPS_MAX);
+    let rate =
+        i128::from(gross) * i128::from(terms.rate_bps.min(RATE_BPS_MAX)) / i128::from(RATE_BPS_MAX);
     let mut amount = rate + i128::from(terms.fixed.max(0));
     amount = amount.max(i128::from(terms.floor.max(0)));
     if let Some(cap) = terms.cap {

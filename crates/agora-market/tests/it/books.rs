@@ -45,9 +45,7 @@ impl Books {
                 account.id,
                 plan.step
             );
-            self.model
-                .entry(account.id)
-                .or_insert((0, account.limit));
+            self.model.entry(account.id).or_insert((0, account.limit));
         }
         if plan.transfers.is_empty() {
             return Submitted::Created;
@@ -78,7 +76,9 @@ impl Books {
         let results = applied.results;
         if replay {
             assert!(
-                results.iter().all(|result| *result == TransferResult::Exists),
+                results
+                    .iter()
+                    .all(|result| *result == TransferResult::Exists),
                 "replay of {}: {results:?}",
                 plan.step
             );
