@@ -29,5 +29,9 @@ string_schema! {
     crate::PersonName => "A person's display name, 1 to 100 characters", "Ana Lima";
     crate::Email => "An e-mail address, kept in lower case", "ana@freshmart.example";
     crate::Timestamp => "An instant, RFC 3339 in UTC with microseconds", "2026-11-23T06:40:00.123456Z";
+    crate::ListingId => "A listing id", "lst_0196f1d0a3c27d3e8f5a9b1c2d3e4f55";
+    crate::SlotId => "A bookable slot id", "slt_0196f1d0a3c27d3e8f5a9b1c2d3e4f56";
+    crate::OrderId => "An order id", "ord_0196f1d0a3c27d3e8f5a9b1c2d3e4f57";
+    crate::ledger::Currency => "An ISO 4217 currency code", "EUR";
     crate::audit::Hash32 => "A SHA-256 value in lower-case hex", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 }
