@@ -4,3 +4,4 @@
 mod harness;
 mod ledger;
 mod ledger_throughput;
+mod listing;
