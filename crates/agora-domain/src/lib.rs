@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod ledger;
+pub mod listing;
 pub mod model;
 pub mod name;
 #[cfg(feature = "openapi")]

@@ -42,5 +42,7 @@ string_schema! {
     crate::LotId => "A points lot id", "lot_0196f1d0a3c27d3e8f5a9b1c2d3e4f5e";
     crate::WindowId => "A settlement window id", "stw_0196f1d0a3c27d3e8f5a9b1c2d3e4f5f";
     crate::ObligationId => "A settlement obligation id", "obl_0196f1d0a3c27d3e8f5a9b1c2d3e4f60";
+    crate::ListingId => "A listing id", "lst_0196f1d0a3c27d3e8f5a9b1c2d3e4f55";
+    crate::SlotId => "A bookable slot id", "slt_0196f1d0a3c27d3e8f5a9b1c2d3e4f56";
     crate::audit::Hash32 => "A SHA-256 value in lower-case hex", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 }

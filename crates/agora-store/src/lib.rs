@@ -8,6 +8,7 @@
 mod audit;
 mod identity;
 mod ledger;
+mod listing;
 mod market;
 mod outbox;
 mod scan;
@@ -24,6 +25,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use audit::AuditFilter;
 pub use identity::{SessionRecord, TokenAuthentication, TokenRecord, UserRecord};
 pub use ledger::{BatchReceipt, LedgerBatch, LedgerChainBreak};
+pub use listing::{ListingChanges, ListingFilter};
 pub use market::{DocumentWrite, MarketDocument, StepRecord, StepStatus};
 pub use outbox::IdempotencyClaim;
 pub use scan::AuditVisitor;

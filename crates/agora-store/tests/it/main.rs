@@ -4,4 +4,5 @@
 mod harness;
 mod ledger;
 mod ledger_throughput;
+mod listing;
 mod market;
