@@ -29,6 +29,11 @@ pub struct AppConfig {
     pub cache_ttl_ms: u64,
     /// How the ledger's single writer groups requests.
     pub ledger: crate::LedgerOptions,
+    /// The sandbox payment provider: the seed of its notification schedule, the longest it
+    /// delays a notification, and how often (per mille) it sends one twice.
+    pub sandbox_seed: u64,
+    pub sandbox_delay_seconds_max: u32,
+    pub sandbox_duplicate_per_mille: u32,
 }
 
 impl Default for AppConfig {
@@ -44,6 +49,9 @@ impl Default for AppConfig {
             public_url: "http://127.0.0.1:8080".into(),
             cache_ttl_ms: 5_000,
             ledger: crate::LedgerOptions::default(),
+            sandbox_seed: 7,
+            sandbox_delay_seconds_max: 2,
+            sandbox_duplicate_per_mille: 250,
         }
     }
 }

@@ -38,6 +38,10 @@ pub use ledger_ops::{
     AccountOutcome, AccountView, LEDGER_REQUEST_ITEMS_MAX, LedgerVerifyReport, NewLedgerAccount,
     TransferOutcome,
 };
+pub use market::{
+    CartLine, NewCommissionRule, NewOrder, NewPayout, NewRefund, OrderView, PayWith, PayoutRun,
+    RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,
+};
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
 pub use secrets::InstanceKey;
 

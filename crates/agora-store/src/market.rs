@@ -384,3 +384,18 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Every organisation that sells on some order, in id order.
+    pub async fn market_sellers(&self) -> Result<Vec<OrgId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT seller_org_id FROM market_order_sellers ORDER BY seller_org_id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| crate::column(row, "seller_org_id"))
+            .collect()
+    }
+}

@@ -2,6 +2,7 @@
 //! payouts, points and partner settlement. `agora-market` decides every step; this module
 //! authorizes it, loads the state it needs, and carries it out ([`steps`]).
 
+mod orders;
 mod steps;
 
 use agora_domain::Result;
@@ -9,6 +10,10 @@ use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 use crate::App;
 
+pub use orders::{
+    CartLine, NewCommissionRule, NewOrder, NewPayout, NewRefund, OrderView, PayWith, PayoutRun,
+    RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,
+};
 pub(crate) use steps::{Doc, Step, StepEvent};
 
 /// The marketplace's shared state in the application.
