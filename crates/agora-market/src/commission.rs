@@ -109,16 +109,16 @@ impl CommissionRule {
                 "a floor cannot be negative; use 0 for none",
             ));
         }
-        if let Some(cap) = terms.cap {
-            if cap < terms.floor {
-                return Err(Error::invalid(
-                    "cap",
-                    format!(
-                        "the cap {cap} is below the floor {}; raise the cap or lower the floor",
-                        terms.floor
-                    ),
-                ));
-            }
+        if let Some(cap) = terms.cap
+            && cap < terms.floor
+        {
+            return Err(Error::invalid(
+                "cap",
+                format!(
+                    "the cap {cap} is below the floor {}; raise the cap or lower the floor",
+                    terms.floor
+                ),
+            ));
         }
         if self.currency.is_none() && (terms.fixed != 0 || terms.floor != 0 || terms.cap.is_some())
         {
@@ -130,19 +130,20 @@ impl CommissionRule {
         }
         if let RuleScope::Category { category } | RuleScope::SellerCategory { category, .. } =
             &self.scope
+            && category.trim().is_empty()
         {
-            if category.trim().is_empty() {
-                return Err(Error::invalid(
-                    "category",
-                    "a category scope needs a category name",
-                ));
-            }
+            return Err(Error::invalid(
+                "category",
+                "a category scope needs a category name",
+            ));
         }
         Ok(())
     }
 
     fn applies_to(&self, line: &LineFacts) -> bool {
-        self.currency.is_none_or(|currency| currency == line.currency) && self.scope.covers(line)
+        self.currency
+            .is_none_or(|currency| currency == line.currency)
+            && self.scope.covers(line)
     }
 }
 
@@ -171,8 +172,8 @@ pub fn commission(terms: &CommissionTerms, gross: i64) -> i64 {
     if gross <= 0 {
         return 0;
     }
-    let rate = i128::from(gross) * i128::from(terms.rate_bps.min(RATE_BPS_MAX))
-        / i128::from(RATE_BPS_MAX);
+    let rate =
+        i128::from(gross) * i128::from(terms.rate_bps.min(RATE_BPS_MAX)) / i128::from(RATE_BPS_MAX);
     let mut amount = rate + i128::from(terms.fixed.max(0));
     amount = amount.max(i128::from(terms.floor.max(0)));
     if let Some(cap) = terms.cap {

@@ -495,7 +495,10 @@ pub fn place(request: PlaceOrder, rules: &[CommissionRule], now: Timestamp) -> R
         if lines.iter().any(|line| line.id == input.id) {
             return Err(Error::invalid(
                 "line_id",
-                format!("line {} appears twice; give every line its own id", input.id),
+                format!(
+                    "line {} appears twice; give every line its own id",
+                    input.id
+                ),
             ));
         }
         if lines.iter().any(|line| line.listing == listing.listing) {
@@ -583,7 +586,11 @@ fn refuse_unless_placed(order: &Order, what: &str) -> Result<()> {
 ///
 /// The ledger refuses the plan when the wallet cannot pay; the order then stays placed.
 /// `payment_id` is new for every attempt.
-pub fn pay_from_wallet(order: &Order, payment_id: PaymentId, now: Timestamp) -> Result<(Order, Plan)> {
+pub fn pay_from_wallet(
+    order: &Order,
+    payment_id: PaymentId,
+    now: Timestamp,
+) -> Result<(Order, Plan)> {
     refuse_unless_placed(order, "paid from the wallet")?;
     let plan = Plan::build(
         StepKey::new(&[&"payment", &payment_id, &"wallet"]),
@@ -617,11 +624,10 @@ pub fn capture(
     amount: i64,
     now: Timestamp,
 ) -> Result<Capture> {
-    if let Some(payment) = &order.payment {
-        if matches!(&payment.method, PaymentMethod::Card { payment_id: paid, .. } if *paid == payment_id)
-        {
-            return Ok(Capture::AlreadyCaptured);
-        }
+    if let Some(payment) = &order.payment
+        && matches!(&payment.method, PaymentMethod::Card { payment_id: paid, .. } if *paid == payment_id)
+    {
+        return Ok(Capture::AlreadyCaptured);
     }
     if order.status == OrderStatus::Cancelled {
         return Err(Error::Conflict(format!(
@@ -668,7 +674,12 @@ pub fn capture(
 }
 
 /// Fulfils a seller's paid part: order clearing → seller pending (its net), → commission revenue (its commission); the hold ends `hold_days` later.
-pub fn fulfil(order: &Order, seller: OrgId, now: Timestamp, hold_days: u32) -> Result<(Order, Plan)> {
+pub fn fulfil(
+    order: &Order,
+    seller: OrgId,
+    now: Timestamp,
+    hold_days: u32,
+) -> Result<(Order, Plan)> {
     order.refuse_if_cancelled("fulfilled")?;
     if hold_days > HOLD_DAYS_MAX {
         return Err(Error::invalid(
@@ -901,9 +912,11 @@ pub fn cancel(order: &Order, now: Timestamp) -> Result<(Order, i64, Plan)> {
         next.settle();
         return Ok((next, 0, Plan::empty(step)));
     }
-    if let Some(part) = order.parts.iter().find(|part| {
-        matches!(part.status, PartStatus::Fulfilled | PartStatus::Released)
-    }) {
+    if let Some(part) = order
+        .parts
+        .iter()
+        .find(|part| matches!(part.status, PartStatus::Fulfilled | PartStatus::Released))
+    {
         return Err(Error::Conflict(format!(
             "seller {}'s part of order {} is already {:?}; refund its lines instead of cancelling",
             part.seller, order.id, part.status

@@ -69,7 +69,10 @@ impl PointsRule {
             } => *points_per_major_unit,
             Earning::PerAction { action, points } => {
                 if action.trim().is_empty() {
-                    return Err(Error::invalid("action", "name the action that earns points"));
+                    return Err(Error::invalid(
+                        "action",
+                        "name the action that earns points",
+                    ));
                 }
                 *points
             }
@@ -153,7 +156,9 @@ pub fn accrue(
     let plan = Plan::build(
         StepKey::new(&[&"lot", &lot_id, &"accrue"]),
         &[Leg::new(
-            AccountPurpose::PointsFunding { funder: rule.funder },
+            AccountPurpose::PointsFunding {
+                funder: rule.funder,
+            },
             AccountPurpose::CustomerPoints { customer },
             points_currency(),
             points,
@@ -267,7 +272,10 @@ pub fn expire(lots: &[Lot], now: Timestamp) -> Result<(Vec<Lot>, Plan)> {
         hasher.update(lot.id.as_uuid().as_bytes());
     }
     let digest: [u8; 32] = hasher.finalize().into();
-    let key: String = digest[..16].iter().map(|byte| format!("{byte:02x}")).collect();
+    let key: String = digest[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     let legs: Vec<Leg> = due
         .iter()
         .map(|lot| {

@@ -135,11 +135,15 @@ impl NotificationSchedule {
 
     /// Takes every notification due at `now`, in order of due time (ties in a seeded order).
     pub fn due(&mut self, now: Timestamp) -> Vec<Notification> {
-        let (mut due, rest): (Vec<Scheduled>, Vec<Scheduled>) =
-            self.queue.drain(..).partition(|scheduled| scheduled.due <= now);
+        let (mut due, rest): (Vec<Scheduled>, Vec<Scheduled>) = self
+            .queue
+            .drain(..)
+            .partition(|scheduled| scheduled.due <= now);
         self.queue = rest;
         due.sort_by_key(|scheduled| (scheduled.due, scheduled.tiebreak));
-        due.into_iter().map(|scheduled| scheduled.notification).collect()
+        due.into_iter()
+            .map(|scheduled| scheduled.notification)
+            .collect()
     }
 
     /// How many deliveries are still queued.
@@ -277,7 +281,13 @@ impl Sandbox {
                 payment.status = PaymentStatus::Captured;
                 payment.captured = payment.amount;
                 let amount = payment.amount;
-                self.notify(NotificationKind::PaymentCaptured, payment_id, None, amount, now);
+                self.notify(
+                    NotificationKind::PaymentCaptured,
+                    payment_id,
+                    None,
+                    amount,
+                    now,
+                );
             }
         }
         Ok(&self.payments[index])

@@ -84,8 +84,9 @@ impl Window {
                     currency,
                     net: delta,
                 });
-                self.positions
-                    .sort_by_key(|position| (position.partner, position.currency.code().to_owned()));
+                self.positions.sort_by_key(|position| {
+                    (position.partner, position.currency.code().to_owned())
+                });
             }
         }
         Ok(())
@@ -126,7 +127,10 @@ pub fn record(
         ));
     }
     if obligation.amount < 1 {
-        return Err(Error::invalid("amount", "an obligation is at least 1 minor unit"));
+        return Err(Error::invalid(
+            "amount",
+            "an obligation is at least 1 minor unit",
+        ));
     }
     if obligation.reference.trim().is_empty() {
         return Err(Error::invalid(
@@ -200,7 +204,9 @@ pub fn close(window: &Window, now: Timestamp) -> Result<(Window, SettlementRepor
         .collect();
     let mut totals: BTreeMap<String, i64> = BTreeMap::new();
     for position in &positions {
-        let total = totals.entry(position.currency.code().to_owned()).or_default();
+        let total = totals
+            .entry(position.currency.code().to_owned())
+            .or_default();
         *total = add(*total, position.net, "amount")?;
     }
     if let Some((currency, total)) = totals.iter().find(|(_, total)| **total != 0) {
@@ -270,9 +276,12 @@ pub fn obligations_for_redemption(
         if debtor == redemption.partner {
             continue;
         }
-        let amount = allocation.points.checked_mul(minor_per_point).ok_or_else(|| {
-            Error::invalid("minor_per_point", "points × rate overflows; lower the rate")
-        })?;
+        let amount = allocation
+            .points
+            .checked_mul(minor_per_point)
+            .ok_or_else(|| {
+                Error::invalid("minor_per_point", "points × rate overflows; lower the rate")
+            })?;
         let total = owed.entry(debtor).or_default();
         *total = add(*total, amount, "amount")?;
     }

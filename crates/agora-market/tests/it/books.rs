@@ -45,9 +45,7 @@ impl Books {
                 account.id,
                 plan.step
             );
-            self.model
-                .entry(account.id)
-                .or_insert((0, account.limit));
+            self.model.entry(account.id).or_insert((0, account.limit));
         }
         if plan.transfers.is_empty() {
             return Submitted::Created;
@@ -78,7 +76,9 @@ impl Books {
         let results = applied.results;
         if replay {
             assert!(
-                results.iter().all(|result| *result == TransferResult::Exists),
+                results
+                    .iter()
+                    .all(|result| *result == TransferResult::Exists),
                 "replay of {}: {results:?}",
                 plan.step
             );
@@ -142,10 +142,13 @@ impl Books {
         Ok(())
     }
 
-    /// Every balance, to compare before and after a step that must move nothing.
+    /// Every account that ever moved, with its balances, to compare before and after a step that
+    /// must move nothing. A refused plan may leave its accounts created, empty: harmless, as
+    /// creating them again answers `Exists`.
     pub fn snapshot(&self) -> Vec<(AccountId, i64, i64)> {
         self.ledger
             .accounts()
+            .filter(|account| account.debits_posted != 0 || account.credits_posted != 0)
             .map(|account| (account.id, account.debits_posted, account.credits_posted))
             .collect()
     }

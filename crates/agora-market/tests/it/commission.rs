@@ -39,9 +39,18 @@ fn invalid_rules_are_refused_naming_the_field() {
             rule(1, RuleScope::Default, terms(10_001, 0, 0, None)),
             "rate_bps",
         ),
-        (rule(1, RuleScope::Default, terms(100, -1, 0, None)), "fixed"),
-        (rule(1, RuleScope::Default, terms(100, 0, -1, None)), "floor"),
-        (rule(1, RuleScope::Default, terms(100, 0, 60, Some(50))), "cap"),
+        (
+            rule(1, RuleScope::Default, terms(100, -1, 0, None)),
+            "fixed",
+        ),
+        (
+            rule(1, RuleScope::Default, terms(100, 0, -1, None)),
+            "floor",
+        ),
+        (
+            rule(1, RuleScope::Default, terms(100, 0, 60, Some(50))),
+            "cap",
+        ),
         (
             CommissionRule {
                 currency: None,
@@ -122,7 +131,11 @@ fn the_most_specific_rule_wins_and_the_newest_among_equals() {
         // Another currency: skipped for euro lines.
         CommissionRule {
             currency: Some(agora_domain::ledger::Currency::parse("USD").unwrap()),
-            ..rule(8, RuleScope::Seller { seller: other }, terms(50, 0, 0, None))
+            ..rule(
+                8,
+                RuleScope::Seller { seller: other },
+                terms(50, 0, 0, None),
+            )
         },
     ];
     let line = |listing: u128, seller, category: &str| LineFacts {
@@ -163,5 +176,8 @@ fn a_pure_rate_without_currency_applies_to_any_currency() {
         category: "x".into(),
         currency: agora_domain::ledger::Currency::parse("JPY").unwrap(),
     };
-    assert_eq!(resolve(&rules, &facts).map(|rule| rule.id), Some(rule_id(1)));
+    assert_eq!(
+        resolve(&rules, &facts).map(|rule| rule.id),
+        Some(rule_id(1))
+    );
 }

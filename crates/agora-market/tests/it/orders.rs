@@ -52,7 +52,12 @@ impl Shop {
     }
 
     fn submit(&mut self, plan: &agora_market::Plan) {
-        assert_eq!(self.books.submit(plan, self.now), Submitted::Created, "{}", plan.step);
+        assert_eq!(
+            self.books.submit(plan, self.now),
+            Submitted::Created,
+            "{}",
+            plan.step
+        );
         self.books.check().unwrap();
     }
 
@@ -96,16 +101,24 @@ impl Shop {
 
     fn funds(&self, seller: OrgId) -> SellerFunds {
         SellerFunds {
-            available: self
-                .books
-                .balance(account_id(&AccountPurpose::SellerAvailable { seller }, euro())),
-            reserve: self
-                .books
-                .balance(account_id(&AccountPurpose::SellerReserve { seller }, euro())),
+            available: self.books.balance(account_id(
+                &AccountPurpose::SellerAvailable { seller },
+                euro(),
+            )),
+            reserve: self.books.balance(account_id(
+                &AccountPurpose::SellerReserve { seller },
+                euro(),
+            )),
         }
     }
 
-    fn refund(&mut self, order: &Order, id: u128, line: usize, amount: i64) -> (Order, order::RefundRecord) {
+    fn refund(
+        &mut self,
+        order: &Order,
+        id: u128,
+        line: usize,
+        amount: i64,
+    ) -> (Order, order::RefundRecord) {
         let request = RefundRequest {
             id: refund_id(id),
             line: order.lines[line].id,
@@ -120,8 +133,10 @@ impl Shop {
     }
 
     fn clearing(&self, order: &Order) -> i64 {
-        self.books
-            .balance(account_id(&AccountPurpose::OrderClearing { order: order.id }, euro()))
+        self.books.balance(account_id(
+            &AccountPurpose::OrderClearing { order: order.id },
+            euro(),
+        ))
     }
 
     /// What every order must satisfy after every step.
@@ -176,7 +191,10 @@ fn a_full_refund_reverses_the_whole_commission_before_or_after_fulfilment() {
             order = shop.fulfil(&order, A, 1);
         }
         let (order, record) = shop.refund(&order, 1, 0, 1_000);
-        assert_eq!((record.commission_reversed, record.seller_share), (155, 845));
+        assert_eq!(
+            (record.commission_reversed, record.seller_share),
+            (155, 845)
+        );
         assert_eq!(order.parts[0].status, PartStatus::Refunded);
         shop.check(&order);
         let (order, _) = shop.refund(&order, 2, 1, 1_000);
@@ -211,7 +229,11 @@ fn keep_commission_charges_the_seller_and_draws_pending_then_available() {
     let (second, record) = shop.refund(&second, 2, 0, 900);
     assert_eq!(record.commission_reversed, 0);
     assert_eq!(
-        (record.from_pending, record.from_available, record.from_reserve),
+        (
+            record.from_pending,
+            record.from_available,
+            record.from_reserve
+        ),
         (760, 140, 0)
     );
     assert_eq!(second.parts[0].net, -140);
@@ -291,7 +313,11 @@ fn illegal_transitions_are_refused_and_change_nothing() {
         cart(
             5,
             shop.customer,
-            &[(listing(51, org(A), "books", 1_000), 1, RefundPolicy::Proportional)],
+            &[(
+                listing(51, org(A), "books", 1_000),
+                1,
+                RefundPolicy::Proportional,
+            )],
         ),
         &rules(),
         now,
@@ -300,7 +326,10 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let before = placed.clone();
     let ledger = shop.books.snapshot();
     refused(order::fulfil(&placed, org(A), now, 1), "not paid yet");
-    refused(order::release(&placed, org(A), now), "only a fulfilled part");
+    refused(
+        order::release(&placed, org(A), now),
+        "only a fulfilled part",
+    );
     refused(
         order::refund(
             &placed,
@@ -342,18 +371,27 @@ fn illegal_transitions_are_refused_and_change_nothing() {
         order::capture(&paid, payment(2), "sandbox", 1_000, now),
         "refund payment",
     );
-    refused(order::pay_from_wallet(&paid, payment(3), now), "already paid");
+    refused(
+        order::pay_from_wallet(&paid, payment(3), now),
+        "already paid",
+    );
     refused(order::release(&paid, org(A), now), "only a fulfilled part");
 
     let fulfilled = shop.fulfil(&paid, A, 2);
     assert_eq!(fulfilled.status, OrderStatus::Fulfilled);
-    refused(order::fulfil(&fulfilled, org(A), now, 2), "only a paid part");
+    refused(
+        order::fulfil(&fulfilled, org(A), now, 2),
+        "only a paid part",
+    );
     refused(order::release(&fulfilled, org(A), now), "held until");
     refused(order::cancel(&fulfilled, now), "refund its lines");
     shop.now = at(2 * DAY);
     let released = shop.release(&fulfilled, A);
     assert_eq!(released.status, OrderStatus::Completed);
-    refused(order::release(&released, org(A), shop.now), "only a fulfilled part");
+    refused(
+        order::release(&released, org(A), shop.now),
+        "only a fulfilled part",
+    );
     shop.check(&released);
 
     // Cancelled: nothing more happens to it, and a late capture must be refunded at the provider.
@@ -361,7 +399,10 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     assert!(plan.is_empty() && refunded == 0);
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     refused(order::cancel(&cancelled, now), "cancelled");
-    refused(order::pay_from_wallet(&cancelled, payment(4), now), "cancelled");
+    refused(
+        order::pay_from_wallet(&cancelled, payment(4), now),
+        "cancelled",
+    );
     refused(
         order::capture(&cancelled, payment(5), "sandbox", 1_000, now),
         "refund payment",
@@ -418,7 +459,13 @@ fn placing_validates_the_cart() {
         );
     }
     let too_many: Vec<_> = (0..101)
-        .map(|n| (listing(n, org(A), "books", 1), 1, RefundPolicy::Proportional))
+        .map(|n| {
+            (
+                listing(n, org(A), "books", 1),
+                1,
+                RefundPolicy::Proportional,
+            )
+        })
         .collect();
     assert!(matches!(
         order::place(cart(1, customer, &too_many), &rules(), at(0)),

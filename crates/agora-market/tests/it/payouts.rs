@@ -1,7 +1,9 @@
 //! Payouts: when a schedule is due, the minimum, and the plan from available funds.
 
 use agora_domain::{Error, PayoutId};
-use agora_market::payout::{self, PayoutRequest, PayoutSchedule, SellerSettings, Weekday, payout_due};
+use agora_market::payout::{
+    self, PayoutRequest, PayoutSchedule, SellerSettings, Weekday, payout_due,
+};
 use uuid::Uuid;
 
 use crate::fixtures::{DAY, at, euro, org};
@@ -23,7 +25,13 @@ fn scheduled_payouts_are_due_once_per_day_above_the_minimum() {
     let cases = [
         (&daily, None, monday, 5_000, Some(5_000)),
         (&daily, None, monday, 999, None),
-        (&daily, Some(monday), monday.plus_seconds(3_600), 5_000, None),
+        (
+            &daily,
+            Some(monday),
+            monday.plus_seconds(3_600),
+            5_000,
+            None,
+        ),
         (&daily, Some(monday), tuesday, 5_000, Some(5_000)),
         (&weekly, None, monday, 5_000, Some(5_000)),
         (&weekly, None, tuesday, 5_000, None),

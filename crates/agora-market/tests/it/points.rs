@@ -94,9 +94,15 @@ fn redemption_spends_the_soonest_expiring_lots_first_and_expiry_breaks_the_rest(
     assert_eq!(points::liability(&lots), 180);
     assert_eq!(customer_points(&books, customer), 180);
 
-    let (changed, redemption, plan) =
-        points::redeem(&lots, customer, 120, shop, PaymentId::from_uuid(Uuid::from_u128(1)), at(DAY))
-            .unwrap();
+    let (changed, redemption, plan) = points::redeem(
+        &lots,
+        customer,
+        120,
+        shop,
+        PaymentId::from_uuid(Uuid::from_u128(1)),
+        at(DAY),
+    )
+    .unwrap();
     let spent: Vec<(LotId, i64)> = redemption
         .allocations
         .iter()
@@ -115,7 +121,14 @@ fn redemption_spends_the_soonest_expiring_lots_first_and_expiry_breaks_the_rest(
     assert_eq!(owed, expect);
 
     // Lot 1 expired at day 10: its 30 points are not spendable, though still owed until expired.
-    let refused = points::redeem(&lots, customer, 31, shop, PaymentId::from_uuid(Uuid::from_u128(2)), at(10 * DAY));
+    let refused = points::redeem(
+        &lots,
+        customer,
+        31,
+        shop,
+        PaymentId::from_uuid(Uuid::from_u128(2)),
+        at(10 * DAY),
+    );
     assert!(
         matches!(&refused, Err(Error::Conflict(message)) if message.contains("30 spendable")),
         "{refused:?}"
@@ -128,7 +141,10 @@ fn redemption_spends_the_soonest_expiring_lots_first_and_expiry_breaks_the_rest(
     assert_eq!(points::liability(&lots), 30);
     assert_eq!(customer_points(&books, customer), 30);
     assert_eq!(
-        books.balance(account_id(&AccountPurpose::PointsBreakage, points_currency())),
+        books.balance(account_id(
+            &AccountPurpose::PointsBreakage,
+            points_currency()
+        )),
         30
     );
     // Nothing more is due; expiring again moves nothing.

@@ -1,9 +1,9 @@
 //! Settlement: obligations as net positions, the net debit cap, and closing a window to a report that sums to zero.
 
 use agora_domain::{Error, ObligationId, WindowId};
+use agora_market::account_id;
 use agora_market::accounts::AccountPurpose;
 use agora_market::settlement::{self, Obligation, Window, WindowStatus};
-use agora_market::account_id;
 use uuid::Uuid;
 
 use crate::books::{Books, Submitted};
@@ -25,7 +25,13 @@ fn positions_net_out_the_cap_holds_and_closing_zeroes_them() {
     let mut books = Books::default();
     let mut window = Window::open(WindowId::from_uuid(Uuid::from_u128(1)), at(0));
     for (n, debtor, creditor, amount) in [(1, 1, 2, 100), (2, 2, 3, 30), (3, 3, 1, 50)] {
-        let (next, plan) = settlement::record(&window, &obligation(n, debtor, creditor, amount), 100, at(0)).unwrap();
+        let (next, plan) = settlement::record(
+            &window,
+            &obligation(n, debtor, creditor, amount),
+            100,
+            at(0),
+        )
+        .unwrap();
         assert_eq!(books.submit(&plan, at(0)), Submitted::Created);
         window = next;
     }
@@ -34,7 +40,10 @@ fn positions_net_out_the_cap_holds_and_closing_zeroes_them() {
         [-50, 70, -20]
     );
     for n in [1, 2, 3] {
-        let position = account_id(&AccountPurpose::SettlementPosition { partner: org(n) }, euro());
+        let position = account_id(
+            &AccountPurpose::SettlementPosition { partner: org(n) },
+            euro(),
+        );
         assert_eq!(books.balance(position), window.position(org(n), euro()));
     }
     // Partner 1 may owe 100 at most: 51 more would make it 101.
@@ -52,11 +61,20 @@ fn positions_net_out_the_cap_holds_and_closing_zeroes_them() {
     assert_eq!(report.obligations, 3);
     assert_eq!(closed.status, WindowStatus::Closed);
     for n in [1, 2, 3] {
-        let position = account_id(&AccountPurpose::SettlementPosition { partner: org(n) }, euro());
+        let position = account_id(
+            &AccountPurpose::SettlementPosition { partner: org(n) },
+            euro(),
+        );
         assert_eq!(books.balance(position), 0);
     }
-    assert_eq!(books.balance(account_id(&AccountPurpose::SettlementHouse, euro())), 0);
-    assert!(matches!(settlement::close(&closed, at(61)), Err(Error::Conflict(_))));
+    assert_eq!(
+        books.balance(account_id(&AccountPurpose::SettlementHouse, euro())),
+        0
+    );
+    assert!(matches!(
+        settlement::close(&closed, at(61)),
+        Err(Error::Conflict(_))
+    ));
     assert!(matches!(
         settlement::record(&closed, &obligation(6, 1, 2, 1), 100, at(61)),
         Err(Error::Conflict(_))
