@@ -912,14 +912,12 @@ pub fn cancel(order: &Order, now: Timestamp) -> Result<(Order, i64, Plan)> {
         next.settle();
         return Ok((next, 0, Plan::empty(step)));
     }
-    if let Some(part) = order
-        .parts
-        .iter()
-        .find(|part| matches!(part.status, PartStatus::Fulfilled | PartStatus::Released))
-    {
+    // A part fulfilled once moved money to the seller and commission revenue, even if it was
+    // refunded since: only refunds can undo that, line by line.
+    if let Some(part) = order.parts.iter().find(|part| part.fulfilled_at.is_some()) {
         return Err(Error::Conflict(format!(
-            "seller {}'s part of order {} is already {:?}; refund its lines instead of cancelling",
-            part.seller, order.id, part.status
+            "seller {}'s part of order {} was fulfilled; refund its lines instead of cancelling",
+            part.seller, order.id
         )));
     }
     let (payer, _) = order.payer()?;
