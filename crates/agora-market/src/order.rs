@@ -5,10 +5,12 @@
 //! Each seller's [`Part`] moves on its own:
 //!
 //! ```text
-//! awaiting_payment ──pay/capture──▶ paid ──fulfil──▶ fulfilled ──release (now ≥ hold_until)──▶ released
-//!        │                           │                   │
-//!        └──cancel──▶ cancelled ◀─cancel (no part fulfilled)   full refund of every line ──▶ refunded
-//!                                    └── full refund of every line ──▶ refunded
+//!                   pay / capture          fulfil                release (now ≥ hold_until)
+//! awaiting_payment ───────────────▶ paid ─────────▶ fulfilled ──────────────────────────▶ released
+//!        │                          │  │                 │
+//!        │ cancel                   │  └─ every line ────┴─ every line refunded ──▶ refunded
+//!        ▼                          │     refunded
+//!    cancelled ◀────────────────────┘ cancel (no part of the order was ever fulfilled)
 //! ```
 //!
 //! The [`OrderStatus`] is derived from the parts and the amounts after every step, never set by

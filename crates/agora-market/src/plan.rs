@@ -7,6 +7,8 @@
 //! in the list it was built from, zero legs included, so that a leg keeps its id whatever the
 //! other legs' amounts. Every transfer but the last is `linked`: the chain applies whole or not at
 //! all. Submitting the same plan again is answered `Exists` for every transfer and moves nothing.
+//! A plan the ledger refuses may leave its accounts created and empty; that is harmless, since
+//! creating them again answers `Exists`.
 
 use std::fmt;
 
