@@ -109,16 +109,16 @@ impl CommissionRule {
                 "a floor cannot be negative; use 0 for none",
             ));
         }
-        if let Some(cap) = terms.cap {
-            if cap < terms.floor {
-                return Err(Error::invalid(
-                    "cap",
-                    format!(
-                        "the cap {cap} is below the floor {}; raise the cap or lower the floor",
-                        terms.floor
-                    ),
-                ));
-            }
+        if let Some(cap) = terms.cap
+            && cap < terms.floor
+        {
+            return Err(Error::invalid(
+                "cap",
+                format!(
+                    "the cap {cap} is below the floor {}; raise the cap or lower the floor",
+                    terms.floor
+                ),
+            ));
         }
         if self.currency.is_none() && (terms.fixed != 0 || terms.floor != 0 || terms.cap.is_some())
         {
@@ -130,13 +130,12 @@ impl CommissionRule {
         }
         if let RuleScope::Category { category } | RuleScope::SellerCategory { category, .. } =
             &self.scope
+            && category.trim().is_empty()
         {
-            if category.trim().is_empty() {
-                return Err(Error::invalid(
-                    "category",
-                    "a category scope needs a category name",
-                ));
-            }
+            return Err(Error::invalid(
+                "category",
+                "a category scope needs a category name",
+            ));
         }
         Ok(())
     }

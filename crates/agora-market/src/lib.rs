@@ -24,6 +24,24 @@
 //! - [`settlement`]: partner-to-partner obligations, settlement windows and their reports.
 //! - [`sandbox`]: a seeded model of a card payment provider with late, duplicate and reordered notifications.
 //!
+//! # Step keys
+//!
+//! Each step's key names its transfers (see [`plan`]), so it is unique per step and the same on
+//! every retry. A key whose plan the ledger refused stays failed there, so an attempt that may
+//! be refused (a wallet payment, a refund, a payout, a redemption) carries a fresh id:
+//!
+//! | step | key |
+//! |---|---|
+//! | card capture | `payment/{payment_id}/capture` |
+//! | wallet payment | `payment/{payment_id}/wallet` |
+//! | fulfil, release | `order/{order_id}/fulfil/{seller}`, `order/{order_id}/release/{seller}` |
+//! | cancel | `order/{order_id}/cancel` |
+//! | refund | `refund/{refund_id}` |
+//! | payout | `payout/{payout_id}` |
+//! | top-up | `wallet/{customer}/top-up/{payment_id}` |
+//! | accrue, redeem, expire | `lot/{lot_id}/accrue`, `points/redeem/{payment_id}`, `points/expire/{digest of the lot ids}` |
+//! | obligation, close | `obligation/{obligation_id}`, `window/{window_id}/close` |
+//!
 //! # Invariants the steps keep
 //!
 //! - Amounts are `i64` minor units; every sum and product is checked, and an overflow is a refusal, never a wrap.

@@ -5,10 +5,12 @@
 //! Each seller's [`Part`] moves on its own:
 //!
 //! ```text
-//! awaiting_payment ──pay/capture──▶ paid ──fulfil──▶ fulfilled ──release (now ≥ hold_until)──▶ released
-//!        │                           │                   │
-//!        └──cancel──▶ cancelled ◀─cancel (no part fulfilled)   full refund of every line ──▶ refunded
-//!                                    └── full refund of every line ──▶ refunded
+//!                   pay / capture          fulfil                release (now ≥ hold_until)
+//! awaiting_payment ───────────────▶ paid ─────────▶ fulfilled ──────────────────────────▶ released
+//!        │                          │  │                 │
+//!        │ cancel                   │  └─ every line ────┴─ every line refunded ──▶ refunded
+//!        ▼                          │     refunded
+//!    cancelled ◀────────────────────┘ cancel (no part of the order was ever fulfilled)
 //! ```
 //!
 //! The [`OrderStatus`] is derived from the parts and the amounts after every step, never set by
@@ -624,11 +626,10 @@ pub fn capture(
     amount: i64,
     now: Timestamp,
 ) -> Result<Capture> {
-    if let Some(payment) = &order.payment {
-        if matches!(&payment.method, PaymentMethod::Card { payment_id: paid, .. } if *paid == payment_id)
-        {
-            return Ok(Capture::AlreadyCaptured);
-        }
+    if let Some(payment) = &order.payment
+        && matches!(&payment.method, PaymentMethod::Card { payment_id: paid, .. } if *paid == payment_id)
+    {
+        return Ok(Capture::AlreadyCaptured);
     }
     if order.status == OrderStatus::Cancelled {
         return Err(Error::Conflict(format!(
@@ -913,14 +914,12 @@ pub fn cancel(order: &Order, now: Timestamp) -> Result<(Order, i64, Plan)> {
         next.settle();
         return Ok((next, 0, Plan::empty(step)));
     }
-    if let Some(part) = order
-        .parts
-        .iter()
-        .find(|part| matches!(part.status, PartStatus::Fulfilled | PartStatus::Released))
-    {
+    // A part fulfilled once moved money to the seller and commission revenue, even if it was
+    // refunded since: only refunds can undo that, line by line.
+    if let Some(part) = order.parts.iter().find(|part| part.fulfilled_at.is_some()) {
         return Err(Error::Conflict(format!(
-            "seller {}'s part of order {} is already {:?}; refund its lines instead of cancelling",
-            part.seller, order.id, part.status
+            "seller {}'s part of order {} was fulfilled; refund its lines instead of cancelling",
+            part.seller, order.id
         )));
     }
     let (payer, _) = order.payer()?;

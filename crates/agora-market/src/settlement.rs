@@ -215,26 +215,27 @@ pub fn close(window: &Window, now: Timestamp) -> Result<(Window, SettlementRepor
             window.id
         )));
     }
-    let legs: Vec<Leg> = positions
-        .iter()
-        .map(|position| {
-            let account = AccountPurpose::SettlementPosition {
-                partner: position.partner,
-            };
-            let (debit, credit) = if position.net > 0 {
-                (account, AccountPurpose::SettlementHouse)
-            } else {
-                (AccountPurpose::SettlementHouse, account)
-            };
-            Leg::new(
-                debit,
-                credit,
-                position.currency,
-                position.net.unsigned_abs().try_into().unwrap_or(i64::MAX),
-                TransferCode::WindowClose,
-            )
-        })
-        .collect();
+    let mut legs = Vec::with_capacity(positions.len());
+    for position in &positions {
+        let account = AccountPurpose::SettlementPosition {
+            partner: position.partner,
+        };
+        let (debit, credit) = if position.net > 0 {
+            (account, AccountPurpose::SettlementHouse)
+        } else {
+            (AccountPurpose::SettlementHouse, account)
+        };
+        let amount = position.net.checked_abs().ok_or_else(|| {
+            Error::invalid("amount", "a position overflows; close windows sooner")
+        })?;
+        legs.push(Leg::new(
+            debit,
+            credit,
+            position.currency,
+            amount,
+            TransferCode::WindowClose,
+        ));
+    }
     let plan = Plan::build(StepKey::new(&[&"window", &window.id, &"close"]), &legs, now)?;
     let mut next = window.clone();
     next.status = WindowStatus::Closed;

@@ -142,10 +142,13 @@ impl Books {
         Ok(())
     }
 
-    /// Every balance, to compare before and after a step that must move nothing.
+    /// Every account that ever moved, with its balances, to compare before and after a step that
+    /// must move nothing. A refused plan may leave its accounts created, empty: harmless, as
+    /// creating them again answers `Exists`.
     pub fn snapshot(&self) -> Vec<(AccountId, i64, i64)> {
         self.ledger
             .accounts()
+            .filter(|account| account.debits_posted != 0 || account.credits_posted != 0)
             .map(|account| (account.id, account.debits_posted, account.credits_posted))
             .collect()
     }

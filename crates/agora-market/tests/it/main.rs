@@ -7,5 +7,6 @@ mod orders;
 mod payouts;
 mod points;
 mod properties;
+mod sandbox;
 mod settlement;
 mod world;

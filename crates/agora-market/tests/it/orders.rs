@@ -472,3 +472,33 @@ fn placing_validates_the_cart() {
         Err(Error::LimitExceeded { .. })
     ));
 }
+
+#[test]
+fn a_part_fulfilled_once_blocks_cancelling_even_when_refunded_since() {
+    let mut shop = Shop::new();
+    let order = shop.paid_order(1, RefundPolicy::Proportional);
+    let order = shop.fulfil(&order, A, 1);
+    let (order, _) = shop.refund(&order, 1, 0, 1_000);
+    assert_eq!(order.parts[0].status, PartStatus::Refunded);
+    refused(order::cancel(&order, shop.now), "was fulfilled");
+}
+
+#[test]
+fn state_round_trips_through_json() {
+    let mut shop = Shop::new();
+    let order = shop.paid_order(1, RefundPolicy::KeepCommission);
+    let (order, plan) = order::fulfil(&order, org(A), shop.now, 3).unwrap();
+    let text = serde_json::to_string(&order).unwrap();
+    assert_eq!(serde_json::from_str::<Order>(&text).unwrap(), order);
+    let text = serde_json::to_string(&plan).unwrap();
+    assert!(text.contains("\"step\":\"order/ord_"), "{text}");
+    assert_eq!(
+        serde_json::from_str::<agora_market::Plan>(&text).unwrap(),
+        plan
+    );
+    let text = serde_json::to_string(&order.lines[0]).unwrap();
+    assert!(
+        text.contains("\"refund_policy\":\"keep_commission\""),
+        "{text}"
+    );
+}
