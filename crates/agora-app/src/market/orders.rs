@@ -7,11 +7,11 @@
 //! step can change it in between.
 
 use agora_domain::authz::{Action, Context, Resource};
-use agora_domain::listing::{ListingKind, ListingStatus};
 use agora_domain::ledger::Currency;
+use agora_domain::listing::{ListingKind, ListingStatus};
 use agora_domain::{
-    CommissionRuleId, Error, ListingId, OrderId, OrderLineId, OrgId, PaymentId, PayoutId,
-    RefundId, Result, SlotId, Timestamp, UserId,
+    CommissionRuleId, Error, ListingId, OrderId, OrderLineId, OrgId, PaymentId, PayoutId, RefundId,
+    Result, SlotId, Timestamp, UserId,
 };
 use agora_market::commission::{CommissionRule, CommissionTerms, RuleScope};
 use agora_market::order::{
@@ -443,7 +443,15 @@ impl App {
         self.audited(call, Action::OrderPlace, &resource, reserved)
             .await?;
         let paid = self
-            .pay_for_order(call, &input, order, sellers, &resource, &order_resource, now)
+            .pay_for_order(
+                call,
+                &input,
+                order,
+                sellers,
+                &resource,
+                &order_resource,
+                now,
+            )
             .await;
         if paid.is_err() {
             self.unreserve_cart(order_id, &input.lines).await?;
@@ -480,18 +488,28 @@ impl App {
                 .doc(order_doc(&paid)?)
                 .doc(cart)
                 .order_sellers(order.id, sellers.clone())
-                .event(StepEvent::new("order.placed", order.id, None, detail.clone()))
+                .event(StepEvent::new(
+                    "order.placed",
+                    order.id,
+                    None,
+                    detail.clone(),
+                ))
                 .event(StepEvent::new("order.paid", order.id, None, detail));
                 let step = with_seller_events(step, &paid, "order.placed");
-                self.carry_out(call, step).await.map_err(|error| match error {
-                    Error::Unprocessable(reason) if reason.contains("exceeds_credits") || reason.contains("debits would exceed") => {
-                        Error::Unprocessable(format!(
-                            "the wallet cannot pay {}: top it up or pay by card ({reason})",
-                            order.currency.format(order.total)
-                        ))
-                    }
-                    other => other,
-                })?;
+                self.carry_out(call, step)
+                    .await
+                    .map_err(|error| match error {
+                        Error::Unprocessable(reason)
+                            if reason.contains("exceeds_credits")
+                                || reason.contains("debits would exceed") =>
+                        {
+                            Error::Unprocessable(format!(
+                                "the wallet cannot pay {}: top it up or pay by card ({reason})",
+                                order.currency.format(order.total)
+                            ))
+                        }
+                        other => other,
+                    })?;
                 Ok(paid.into())
             }
             PayWith::Card { token } => {
@@ -579,8 +597,8 @@ impl App {
     }
 
     async fn save_sandbox(&self, sandbox: &Sandbox) -> Result<()> {
-        let body = serde_json::to_string(sandbox)
-            .map_err(|e| Error::Internal(format!("sandbox: {e}")))?;
+        let body =
+            serde_json::to_string(sandbox).map_err(|e| Error::Internal(format!("sandbox: {e}")))?;
         let mut tx = self.store().write().await?;
         tx.put_document(
             &agora_store::DocumentWrite {
@@ -763,7 +781,10 @@ impl App {
         )
         .await?;
         let limit = self.page_limit(limit)?;
-        let docs = self.store().seller_orders(seller, cursor, limit + 1).await?;
+        let docs = self
+            .store()
+            .seller_orders(seller, cursor, limit + 1)
+            .await?;
         let orders = docs
             .iter()
             .map(|doc| parse::<Order>(&doc.body, ORDER).map(OrderView::from))
@@ -873,7 +894,10 @@ impl App {
                     order = next;
                     released += 1;
                 }
-                if order_doc(&order)?.sort_key.is_some_and(|key| key <= now.as_micros()) {
+                if order_doc(&order)?
+                    .sort_key
+                    .is_some_and(|key| key <= now.as_micros())
+                {
                     // Nothing releasable is left due, or the loop would not end.
                     return Err(Error::Internal(format!(
                         "order {} stays due for release after releasing it",
@@ -1006,7 +1030,11 @@ impl App {
             sandbox.refund(*payment_id, RefundId::new(), refunded, now)?;
             self.save_sandbox(&sandbox).await?;
         }
-        if let Some(doc) = self.store().document("order_cart", &order_id.to_string()).await? {
+        if let Some(doc) = self
+            .store()
+            .document("order_cart", &order_id.to_string())
+            .await?
+        {
             let cart: Vec<CartLine> = parse(&doc.body, "order_cart")?;
             self.unreserve_cart(order_id, &cart).await?;
         }
@@ -1231,7 +1259,12 @@ fn order_resource(order: &Order) -> Resource {
 fn order_doc(order: &Order) -> Result<Doc> {
     let mut doc = Doc::new(ORDER, order.id, order)?
         .owner(order.customer)
-        .status(serde_json::to_value(order.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+        .status(
+            serde_json::to_value(order.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        );
     let due = order
         .parts
         .iter()
@@ -1261,7 +1294,6 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str, kind: &str) -> Result<T> {
     serde_json::from_str(body)
         .map_err(|e| Error::Internal(format!("a stored {kind} does not read back: {e}")))
 }
-
 
 impl App {
     /// What an order needs to know of a cart line's listing; refuses an archived listing, a
@@ -1320,12 +1352,14 @@ impl App {
         for line in cart {
             match line.slot_id {
                 Some(slot_id) => {
-                    tx.book_slot(slot_id, order_id, now).await.map_err(|error| match error {
-                        Error::Conflict(_) => Error::Conflict(format!(
-                            "slot {slot_id} was booked meanwhile; choose another slot"
-                        )),
-                        other => other,
-                    })?;
+                    tx.book_slot(slot_id, order_id, now)
+                        .await
+                        .map_err(|error| match error {
+                            Error::Conflict(_) => Error::Conflict(format!(
+                                "slot {slot_id} was booked meanwhile; choose another slot"
+                            )),
+                            other => other,
+                        })?;
                 }
                 None => {
                     tx.take_stock(line.listing_id, line.quantity, now)
