@@ -26,6 +26,12 @@ pub(crate) struct Market {
 }
 
 impl App {
+    /// Finishes every marketplace step a crash left planned. The server calls it at start-up,
+    /// before it serves; any marketplace call would do it first anyway.
+    pub async fn resume_market(&self) -> Result<()> {
+        self.market_lock().await.map(drop)
+    }
+
     /// Takes the marketplace lock; the first time, finishes every step a crash left planned.
     pub(crate) async fn market_lock(&self) -> Result<MutexGuard<'_, ()>> {
         let market = &self.inner.market;

@@ -5,3 +5,4 @@ mod ledger_crash;
 mod ledger_properties;
 mod ledger_writer;
 mod market;
+mod market_crash;
