@@ -22,6 +22,7 @@ pub struct Config {
     pub audit: Audit,
     pub policy: Policy,
     pub ledger: Ledger,
+    pub market: Market,
     pub log: Log,
 }
 
@@ -111,6 +112,17 @@ pub struct Ledger {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Market {
+    pub notification_interval_ms: u64,
+    pub housekeeping_interval_seconds: u64,
+    pub payout_currencies: Vec<agora_domain::ledger::Currency>,
+    pub sandbox_seed: u64,
+    pub sandbox_delay_seconds_max: u32,
+    pub sandbox_duplicate_per_mille: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: String,
     pub filter: String,
@@ -176,6 +188,12 @@ impl Config {
         if self.ledger.queue_requests_max == 0 || self.ledger.expiry_check_ms == 0 {
             bail!("ledger.queue_requests_max and ledger.expiry_check_ms must be at least 1");
         }
+        if self.market.notification_interval_ms == 0 {
+            bail!("market.notification_interval_ms must be at least 1");
+        }
+        if self.market.sandbox_duplicate_per_mille > 1000 {
+            bail!("market.sandbox_duplicate_per_mille is at most 1000");
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bail!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -221,6 +239,9 @@ impl Config {
                 queue_requests_max: self.ledger.queue_requests_max,
                 expiry_check_ms: self.ledger.expiry_check_ms,
             },
+            sandbox_seed: self.market.sandbox_seed,
+            sandbox_delay_seconds_max: self.market.sandbox_delay_seconds_max,
+            sandbox_duplicate_per_mille: self.market.sandbox_duplicate_per_mille,
         }
     }
 

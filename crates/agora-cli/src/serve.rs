@@ -179,7 +179,12 @@ pub async fn serve(
         "Agora is listening on http://{address} (portal at /, API at /api/v1, OpenAPI at /api/v1/openapi.json). Stop with Ctrl-C."
     );
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
+    // Steps a crash interrupted are finished before anyone is served.
+    app.resume_market()
+        .await
+        .context("cannot finish the marketplace steps interrupted by the last stop")?;
     let checkpoints = spawn_checkpoints(app.clone(), config.audit.checkpoint_interval_seconds);
+    let market = spawn_market_housekeeping(app.clone(), config.market.clone());
     let state = ServerState::new(app.clone(), config.server_config());
     agora_server::serve(listener, state, shutdown)
         .await
@@ -187,6 +192,7 @@ pub async fn serve(
     if let Some(task) = checkpoints {
         task.abort();
     }
+    market.abort();
     // The ledger writer commits and answers what is queued before the store closes.
     app.shutdown().await;
     // A last checkpoint so that the log's final state is signed.
@@ -196,6 +202,52 @@ pub async fn serve(
     app.store().close().await;
     println!("Agora stopped.");
     Ok(())
+}
+
+/// Delivers the sandbox provider's notifications, and now and then releases held funds and runs
+/// scheduled payouts.
+fn spawn_market_housekeeping(
+    app: App,
+    market: crate::config::Market,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker =
+            tokio::time::interval(Duration::from_millis(market.notification_interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let housekeeping = Duration::from_secs(market.housekeeping_interval_seconds);
+        let mut last_housekeeping = tokio::time::Instant::now();
+        let system = agora_domain::Actor::system();
+        loop {
+            ticker.tick().await;
+            let now = agora_domain::Timestamp::now();
+            if let Err(error) = app.deliver_payment_notifications(now).await {
+                tracing::warn!(%error, "could not handle the payment provider's notifications");
+            }
+            if housekeeping.is_zero() || last_housekeeping.elapsed() < housekeeping {
+                continue;
+            }
+            last_housekeeping = tokio::time::Instant::now();
+            let call = agora_app::Call::new(&system, agora_domain::RequestId::new());
+            match app.release_due(&call, now).await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "released seller funds whose hold ended"),
+                Err(error) => tracing::warn!(%error, "could not release held seller funds"),
+            }
+            for &currency in &market.payout_currencies {
+                match app.run_payouts(&call, currency, now).await {
+                    Ok(run) => {
+                        if !run.payouts.is_empty() {
+                            tracing::info!(payouts = run.payouts.len(), %currency, "paid sellers out");
+                        }
+                        for refused in run.refused {
+                            tracing::warn!(%refused, "a scheduled payout was refused");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not run scheduled payouts"),
+                }
+            }
+        }
+    })
 }
 
 fn spawn_checkpoints(app: App, interval_seconds: u64) -> Option<tokio::task::JoinHandle<()>> {
