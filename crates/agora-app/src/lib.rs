@@ -10,6 +10,7 @@ mod auth;
 mod cache;
 mod config;
 mod ledger;
+mod listings;
 mod orgs;
 pub mod secrets;
 
@@ -32,6 +33,7 @@ pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
 pub use config::{Admission, AppConfig};
 pub use ledger::{LedgerOptions, LedgerStats, LedgerWriter};
+pub use listings::{ListingQuery, ListingUpdate, NewListing, NewSlot, SEARCH_DEPTH_MAX};
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
 pub use secrets::InstanceKey;
 

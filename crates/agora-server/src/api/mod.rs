@@ -2,6 +2,7 @@
 //! OpenAPI document and the routes come from the same annotations.
 
 mod audit;
+mod listings;
 mod orgs;
 mod system;
 
@@ -28,6 +29,7 @@ use crate::ServerState;
         (name = "organisations", description = "Organisations, members and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
+        (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
     )
 )]
 struct ApiDoc;
@@ -81,6 +83,10 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(audit::list_checkpoints, audit::create_checkpoint))
         .routes(routes!(audit::public_key))
         .routes(routes!(audit::org_events))
+        .routes(routes!(listings::create_listing, listings::list_listings))
+        .routes(routes!(listings::get_listing, listings::update_listing))
+        .routes(routes!(listings::archive_listing))
+        .routes(routes!(listings::add_slot, listings::list_slots))
 }
 
 /// The OpenAPI document this server serves.
