@@ -357,9 +357,11 @@ impl App {
             if input.starts_at <= Timestamp::now() {
                 return Err(Error::invalid("starts_at", "must be in the future"));
             }
-            let ends_at = input
-                .ends_at
-                .unwrap_or_else(|| input.starts_at.plus_seconds(i64::from(duration_minutes) * 60));
+            let ends_at = input.ends_at.unwrap_or_else(|| {
+                input
+                    .starts_at
+                    .plus_seconds(i64::from(duration_minutes) * 60)
+            });
             check_slot_times(input.starts_at, ends_at)?;
             let key = SlotKey {
                 listing_id,
@@ -460,7 +462,10 @@ fn listing_filter(query: &ListingQuery) -> Result<ListingFilter> {
             format!("must not be above max_price ({min} > {max})"),
         ));
     }
-    for (field, price) in [("min_price", query.min_price), ("max_price", query.max_price)] {
+    for (field, price) in [
+        ("min_price", query.min_price),
+        ("max_price", query.max_price),
+    ] {
         if price.is_some_and(|price| price < 0) {
             return Err(Error::invalid(field, "must not be negative"));
         }
@@ -499,11 +504,7 @@ fn listing_changes(current: &Listing, input: &ListingUpdate) -> Result<ListingCh
             current.id
         )));
     }
-    let currency = input
-        .currency
-        .as_deref()
-        .map(Currency::parse)
-        .transpose()?;
+    let currency = input.currency.as_deref().map(Currency::parse).transpose()?;
     let price = input.price.unwrap_or(current.price);
     check_price(price, currency.unwrap_or(current.currency))?;
     match (&current.kind, input.stock, input.duration_minutes) {
@@ -519,10 +520,9 @@ fn listing_changes(current: &Listing, input: &ListingUpdate) -> Result<ListingCh
                 "only products have stock; this listing is a service",
             ));
         }
-        (ListingKind::Service { .. }, None, Some(duration_minutes)) => ListingKind::Service {
-            duration_minutes,
+        (ListingKind::Service { .. }, None, Some(duration_minutes)) => {
+            ListingKind::Service { duration_minutes }.validate()?
         }
-        .validate()?,
         _ => {}
     }
     Ok(ListingChanges {

@@ -58,6 +58,9 @@ enum Command {
     /// The audit log: read, export, and verify the hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(client::AuditCommand),
+    /// Marketplace listings: create, list, search, show, update, archive, and service slots.
+    #[command(subcommand)]
+    Listing(client::ListingCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -145,5 +148,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Member(command) => client::member(command).await,
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
+        Command::Listing(command) => client::listing(command).await,
     }
 }

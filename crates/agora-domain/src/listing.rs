@@ -134,7 +134,10 @@ impl Title {
             ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(Error::invalid("title", "must not contain control characters"));
+            return Err(Error::invalid(
+                "title",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -467,7 +470,9 @@ impl SearchQuery {
                 let words = words_of(&inner);
                 match words.len() {
                     0 => None,
-                    1 => Some(SearchTerm::Word(words.into_iter().next().expect("one word"))),
+                    1 => Some(SearchTerm::Word(
+                        words.into_iter().next().expect("one word"),
+                    )),
                     _ => Some(SearchTerm::Phrase(words)),
                 }
             } else {
@@ -487,7 +492,9 @@ impl SearchQuery {
                 let words = words_of(&raw);
                 match words.len() {
                     0 => None,
-                    1 => Some(SearchTerm::Word(words.into_iter().next().expect("one word"))),
+                    1 => Some(SearchTerm::Word(
+                        words.into_iter().next().expect("one word"),
+                    )),
                     _ => Some(SearchTerm::Phrase(words)),
                 }
             };
@@ -615,12 +622,28 @@ mod tests {
 
     #[test]
     fn categories_are_slug_paths() {
-        for good in ["groceries", "groceries/dairy", "health/dental-care/kids", "a1/b2"] {
+        for good in [
+            "groceries",
+            "groceries/dairy",
+            "health/dental-care/kids",
+            "a1/b2",
+        ] {
             assert!(Category::parse(good).is_ok(), "{good}");
         }
         for bad in [
-            "", "Groceries", "groceries/", "/groceries", "a//b", "a_b", "a%", "-a", "a-", "a--b",
-            "a/b/c/d/e", "grocerïes", "a b",
+            "",
+            "Groceries",
+            "groceries/",
+            "/groceries",
+            "a//b",
+            "a_b",
+            "a%",
+            "-a",
+            "a-",
+            "a--b",
+            "a/b/c/d/e",
+            "grocerïes",
+            "a b",
         ] {
             assert!(Category::parse(bad).is_err(), "{bad}");
         }
@@ -636,7 +659,16 @@ mod tests {
         assert_eq!(parse_price("0", euro()).unwrap(), 0);
         let yen = Currency::parse("JPY").unwrap();
         assert_eq!(parse_price("1200", yen).unwrap(), 1200);
-        for bad in ["12.505", "-1", "1,50", "", ".5", "12.", "1e3", "99999999999999"] {
+        for bad in [
+            "12.505",
+            "-1",
+            "1,50",
+            "",
+            ".5",
+            "12.",
+            "1e3",
+            "99999999999999",
+        ] {
             assert!(parse_price(bad, euro()).is_err(), "{bad}");
         }
         assert!(parse_price("1.5", yen).is_err());
@@ -655,9 +687,10 @@ mod tests {
             serde_json::to_value(product).unwrap(),
             serde_json::json!({ "type": "product", "stock": null })
         );
-        let service: ListingKind =
-            serde_json::from_value(serde_json::json!({ "type": "service", "duration_minutes": 45 }))
-                .unwrap();
+        let service: ListingKind = serde_json::from_value(
+            serde_json::json!({ "type": "service", "duration_minutes": 45 }),
+        )
+        .unwrap();
         assert_eq!(
             service,
             ListingKind::Service {
@@ -690,11 +723,7 @@ mod tests {
         check("NEAR(milk", "(\"near\" + \"milk\")", "\"near milk\"");
         check("milk*", "(\"milk\")", "milk");
         check("\"unclosed", "(\"unclosed\")", "unclosed");
-        check(
-            "title:milk",
-            "(\"title\" + \"milk\")",
-            "\"title milk\"",
-        );
+        check("title:milk", "(\"title\" + \"milk\")", "\"title milk\"");
         check(
             "'; DROP TABLE listings; --",
             "(\"drop\") AND (\"table\") AND (\"listings\")",
@@ -702,7 +731,11 @@ mod tests {
         );
         check("OR milk", "(\"milk\")", "milk");
         check("milk OR", "(\"milk\")", "milk");
-        check("AND NOT milk", "(\"and\") AND (\"not\") AND (\"milk\")", "and not milk");
+        check(
+            "AND NOT milk",
+            "(\"and\") AND (\"not\") AND (\"milk\")",
+            "and not milk",
+        );
         for nothing in ["", "   ", "\"\"", "*", "-milk", "- OR \" ( ) ^ :"] {
             assert!(SearchQuery::parse(nothing).is_err(), "{nothing:?}");
         }

@@ -106,10 +106,8 @@ impl Conditions {
             // Invariant (Category): no `%`, `_` or `\` in a category, so the pattern matches
             // exactly the category and what lies below it.
             let n = self.next();
-            self.clauses.push(format!(
-                "(l.category = ${n} OR l.category LIKE ${})",
-                n + 1
-            ));
+            self.clauses
+                .push(format!("(l.category = ${n} OR l.category LIKE ${})", n + 1));
             self.binds.push(Bind::Text(category.as_str().to_owned()));
             self.binds.push(Bind::Text(format!("{category}/%")));
         }
@@ -162,9 +160,9 @@ fn listing_from_row(row: &AnyRow) -> Result<Listing> {
         KindName::Service => {
             let minutes: Option<i64> = get(row, "duration_minutes")?;
             ListingKind::Service {
-                duration_minutes: minutes.and_then(|m| u32::try_from(m).ok()).ok_or_else(
-                    || Error::Internal(format!("column duration_minutes holds {minutes:?}")),
-                )?,
+                duration_minutes: minutes.and_then(|m| u32::try_from(m).ok()).ok_or_else(|| {
+                    Error::Internal(format!("column duration_minutes holds {minutes:?}"))
+                })?,
             }
         }
     };
@@ -458,8 +456,9 @@ impl WriteTx {
         .await
         .map_err(db_error)?;
         match row {
-            Some(row) => Ok(get::<Option<i64>>(&row, "stock")?
-                .map(|left| u32::try_from(left).expect("stock is checked to stay within 0..=u32::MAX"))),
+            Some(row) => Ok(get::<Option<i64>>(&row, "stock")?.map(|left| {
+                u32::try_from(left).expect("stock is checked to stay within 0..=u32::MAX")
+            })),
             None => Err(self.why_not_for_sale(listing_id, quantity).await?),
         }
     }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod http;
+mod listings;
 mod login;
 mod orgs;
 mod output;
@@ -17,6 +18,7 @@ use clap::Args;
 use serde::Deserialize;
 
 pub use audit::{AuditCommand, audit};
+pub use listings::{ListingCommand, listing};
 pub use login::{LoginArgs, login};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 

@@ -162,7 +162,12 @@ pub async fn list_slots(
     let listing_id = self::listing_id(&caller, &listing_id)?;
     let slots = state
         .app
-        .free_slots(&caller.call(), listing_id, page.cursor.as_deref(), page.limit)
+        .free_slots(
+            &caller.call(),
+            listing_id,
+            page.cursor.as_deref(),
+            page.limit,
+        )
         .await
         .map_err(|e| caller.fail(e))?;
     Ok(Json(slots))

@@ -73,7 +73,11 @@ async fn sellers_list_for_their_own_organisation_and_anyone_signed_in_browses() 
         let mut for_fresh = milk();
         for_fresh["seller"] = json!(fresh);
         let (status, problem) = api.post("/api/v1/listings", &bright_admin, for_fresh).await;
-        assert_eq!(named(status, &problem), (403, Some("no-permit")), "{problem}");
+        assert_eq!(
+            named(status, &problem),
+            (403, Some("no-permit")),
+            "{problem}"
+        );
         let (status, problem) = api
             .call(
                 Method::PATCH,
@@ -82,7 +86,11 @@ async fn sellers_list_for_their_own_organisation_and_anyone_signed_in_browses() 
                 Some(json!({ "price": 1 })),
             )
             .await;
-        assert_eq!(named(status, &problem), (403, Some("no-permit")), "{problem}");
+        assert_eq!(
+            named(status, &problem),
+            (403, Some("no-permit")),
+            "{problem}"
+        );
         let (status, problem) = api
             .post(
                 &format!("/api/v1/listings/{milk_id}/archive"),
@@ -90,9 +98,17 @@ async fn sellers_list_for_their_own_organisation_and_anyone_signed_in_browses() 
                 json!({}),
             )
             .await;
-        assert_eq!(named(status, &problem), (403, Some("no-permit")), "{problem}");
+        assert_eq!(
+            named(status, &problem),
+            (403, Some("no-permit")),
+            "{problem}"
+        );
         let (status, problem) = api.post("/api/v1/listings", &fresh_member, milk()).await;
-        assert_eq!(named(status, &problem), (403, Some("no-permit")), "{problem}");
+        assert_eq!(
+            named(status, &problem),
+            (403, Some("no-permit")),
+            "{problem}"
+        );
         // The operator's admins manage any seller's listings.
         let mut by_operator = checkup();
         by_operator["seller"] = json!(bright);
@@ -133,7 +149,10 @@ async fn sellers_list_for_their_own_organisation_and_anyone_signed_in_browses() 
                 json!({}),
             )
             .await;
-        assert_eq!((status.as_u16(), &archived["status"]), (200, &json!("archived")));
+        assert_eq!(
+            (status.as_u16(), &archived["status"]),
+            (200, &json!("archived"))
+        );
         let (_, page) = api.get("/api/v1/listings", &fresh_member).await;
         assert_eq!(titles(&page), ["Dental check-up"]);
         let (_, page) = api
@@ -166,7 +185,10 @@ async fn sellers_list_for_their_own_organisation_and_anyone_signed_in_browses() 
             ["listing.created", "listing.updated", "listing.archived"]
         );
         let (_, audit) = api
-            .get(&format!("/api/v1/orgs/{fresh}/audit?limit=200"), &fresh_owner)
+            .get(
+                &format!("/api/v1/orgs/{fresh}/audit?limit=200"),
+                &fresh_owner,
+            )
             .await;
         let outcomes: Vec<&str> = audit["items"]
             .as_array()
@@ -198,8 +220,18 @@ async fn search_and_filters_find_listings_and_pages_continue_by_cursor() {
             .await;
         for (title, description, category, price) in [
             ("Organic whole milk", "One litre.", "groceries/dairy", 129),
-            ("Butter", "Churned from fresh milk cream.", "groceries/dairy", 299),
-            ("Sourdough bread", "Baked every morning.", "groceries/bakery", 450),
+            (
+                "Butter",
+                "Churned from fresh milk cream.",
+                "groceries/dairy",
+                299,
+            ),
+            (
+                "Sourdough bread",
+                "Baked every morning.",
+                "groceries/bakery",
+                450,
+            ),
             ("Rye bread", "Dense and dark.", "groceries/bakery", 380),
             ("Bread knife", "Serrated steel.", "kitchen/tools", 1999),
         ] {
@@ -213,7 +245,11 @@ async fn search_and_filters_find_listings_and_pages_continue_by_cursor() {
         }
         let (status, page) = api.get("/api/v1/listings?q=milk", &owner).await;
         assert_eq!(status, 200, "{page}");
-        assert_eq!(titles(&page), ["Organic whole milk", "Butter"], "{backend:?}");
+        assert_eq!(
+            titles(&page),
+            ["Organic whole milk", "Butter"],
+            "{backend:?}"
+        );
         let (_, page) = api
             .get("/api/v1/listings?q=bread&category=groceries", &owner)
             .await;
@@ -221,7 +257,10 @@ async fn search_and_filters_find_listings_and_pages_continue_by_cursor() {
         found.sort();
         assert_eq!(found, ["Rye bread", "Sourdough bread"]);
         let (_, page) = api
-            .get("/api/v1/listings?q=bread&max_price=400&currency=EUR", &owner)
+            .get(
+                "/api/v1/listings?q=bread&max_price=400&currency=EUR",
+                &owner,
+            )
             .await;
         assert_eq!(titles(&page), ["Rye bread"]);
         let (_, page) = api
@@ -229,7 +268,13 @@ async fn search_and_filters_find_listings_and_pages_continue_by_cursor() {
             .await;
         assert_eq!(titles(&page), ["Sourdough bread"]);
         // Hostile input is words, not syntax, and never a server error.
-        for hostile in ["%22", "NEAR(milk", "milk*", "%27%3B%20DROP%20TABLE%20listings%3B", "title%3Amilk"] {
+        for hostile in [
+            "%22",
+            "NEAR(milk",
+            "milk*",
+            "%27%3B%20DROP%20TABLE%20listings%3B",
+            "title%3Amilk",
+        ] {
             let (status, body) = api
                 .get(&format!("/api/v1/listings?q={hostile}"), &owner)
                 .await;
@@ -264,7 +309,13 @@ async fn search_and_filters_find_listings_and_pages_continue_by_cursor() {
         }
         assert_eq!(
             seen,
-            ["Bread knife", "Rye bread", "Sourdough bread", "Butter", "Organic whole milk"]
+            [
+                "Bread knife",
+                "Rye bread",
+                "Sourdough bread",
+                "Butter",
+                "Organic whole milk"
+            ]
         );
     }
 }
@@ -313,7 +364,11 @@ async fn invalid_listings_and_filters_are_refused_naming_the_field() {
     }
     // Wrong shapes are 422s.
     let (status, problem) = api
-        .post("/api/v1/listings", &owner, with("kind", json!({ "type": "car" })))
+        .post(
+            "/api/v1/listings",
+            &owner,
+            with("kind", json!({ "type": "car" })),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
     let (status, problem) = api
@@ -341,20 +396,24 @@ async fn invalid_listings_and_filters_are_refused_naming_the_field() {
             "{query}: {problem}"
         );
     }
-    let (status, problem) = api
-        .get("/api/v1/listings?q=milk&cursor=5000", &owner)
-        .await;
+    let (status, problem) = api.get("/api/v1/listings?q=milk&cursor=5000", &owner).await;
     assert_eq!(
         (status.as_u16(), problem["limit"].as_str()),
         (429, Some("search_depth_max")),
         "{problem}"
     );
     let (status, _) = api
-        .get(&format!("/api/v1/listings/{}", agora_domain::ListingId::new()), &owner)
+        .get(
+            &format!("/api/v1/listings/{}", agora_domain::ListingId::new()),
+            &owner,
+        )
         .await;
     assert_eq!(status, 404);
     let (status, problem) = api.get("/api/v1/listings/org_1", &owner).await;
-    assert_eq!((status.as_u16(), problem["field"].as_str()), (400, Some("listing_id")));
+    assert_eq!(
+        (status.as_u16(), problem["field"].as_str()),
+        (400, Some("listing_id"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +502,10 @@ async fn services_open_slots_and_creates_are_idempotent() {
 
         // Anyone signed in sees the free slots, in start order, page by page.
         let (status, page) = api
-            .get(&format!("/api/v1/listings/{listing}/slots?limit=1"), &customer)
+            .get(
+                &format!("/api/v1/listings/{listing}/slots?limit=1"),
+                &customer,
+            )
             .await;
         assert_eq!(status, 200, "{page}");
         assert_eq!(page["items"][0]["starts_at"], json!(tomorrow));

@@ -82,10 +82,26 @@ async fn search_finds_words_of_titles_categories_and_descriptions_and_ranks_titl
         let store = &test.store;
         let fresh = seller(store, "FreshMart").await;
         for (title, description, category) in [
-            ("Organic whole milk", "From grass-fed cows, one litre.", "groceries/dairy"),
-            ("Butter", "Churned from fresh milk cream.", "groceries/dairy"),
-            ("Sourdough bread", "Baked every morning.", "groceries/bakery"),
-            ("Dental check-up", "A full check of teeth and gums.", "health/dental"),
+            (
+                "Organic whole milk",
+                "From grass-fed cows, one litre.",
+                "groceries/dairy",
+            ),
+            (
+                "Butter",
+                "Churned from fresh milk cream.",
+                "groceries/dairy",
+            ),
+            (
+                "Sourdough bread",
+                "Baked every morning.",
+                "groceries/bakery",
+            ),
+            (
+                "Dental check-up",
+                "A full check of teeth and gums.",
+                "health/dental",
+            ),
             ("Crème fraîche", "Thick and tangy.", "groceries/dairy"),
         ] {
             insert(store, &listing(fresh, title, description, category, 250)).await;
@@ -106,7 +122,10 @@ async fn search_finds_words_of_titles_categories_and_descriptions_and_ranks_titl
         either.sort();
         assert_eq!(either, ["Dental check-up", "Sourdough bread"]);
         assert_eq!(search(store, "milk -cows").await, ["Butter"]);
-        assert_eq!(search(store, "\"whole milk\"").await, ["Organic whole milk"]);
+        assert_eq!(
+            search(store, "\"whole milk\"").await,
+            ["Organic whole milk"]
+        );
         assert!(search(store, "\"milk whole\"").await.is_empty());
         assert!(search(store, "caviar").await.is_empty());
         if backend == crate::harness::Backend::Sqlite {
@@ -122,7 +141,11 @@ async fn hostile_search_input_is_only_ever_words() {
         let test = TestStore::open(backend).await;
         let store = &test.store;
         let fresh = seller(store, "FreshMart").await;
-        insert(store, &listing(fresh, "Organic whole milk", "", "groceries/dairy", 250)).await;
+        insert(
+            store,
+            &listing(fresh, "Organic whole milk", "", "groceries/dairy", 250),
+        )
+        .await;
         insert(store, &listing(fresh, "Near and far", "", "travel", 250)).await;
         for hostile in [
             "\"",
@@ -171,7 +194,11 @@ async fn browse_filters_and_pages_newest_first_and_search_follows_updates() {
         let mut ids = Vec::new();
         for index in 0..7 {
             let seller = if index % 2 == 0 { fresh } else { bright };
-            let category = if index < 4 { "groceries/dairy" } else { "groceries-extra" };
+            let category = if index < 4 {
+                "groceries/dairy"
+            } else {
+                "groceries-extra"
+            };
             let item = listing(seller, &format!("Item {index}"), "", category, 100 * index);
             insert(store, &item).await;
             ids.push(item.id);
@@ -201,7 +228,11 @@ async fn browse_filters_and_pages_newest_first_and_search_follows_updates() {
         assert_eq!(seen, newest_first, "{backend:?}");
 
         let count = |filter: ListingFilter| async move {
-            store.browse_listings(&filter, None, 100).await.unwrap().len()
+            store
+                .browse_listings(&filter, None, 100)
+                .await
+                .unwrap()
+                .len()
         };
         // A category prefix covers what lies below it, never a longer sibling name.
         let groceries = Category::parse("groceries").unwrap();
@@ -351,7 +382,9 @@ async fn concurrent_orders_never_take_stock_below_zero() {
         insert(store, &bread).await;
         let mut tx = store.write().await.unwrap();
         assert_eq!(
-            tx.take_stock(bread.id, 1000, Timestamp::now()).await.unwrap(),
+            tx.take_stock(bread.id, 1000, Timestamp::now())
+                .await
+                .unwrap(),
             None
         );
         assert!(matches!(
