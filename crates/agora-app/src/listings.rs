@@ -18,6 +18,8 @@ use crate::{App, Begun, Call, Done, Page, event};
 
 /// How deep search results page: ranked results past this position are not served.
 pub const SEARCH_DEPTH_MAX: u32 = 1000;
+/// How many categories a browsing page is offered at most.
+pub const CATEGORIES_MAX: u32 = 500;
 
 /// A new listing. Fields are checked one by one, and a refusal names the field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,6 +330,18 @@ impl App {
                 Ok(page)
             }
         }
+    }
+
+    /// The categories that hold active listings, with how many each holds, in name order.
+    pub async fn listing_categories(&self, call: &Call<'_>) -> Result<Vec<(Category, i64)>> {
+        self.authorize(
+            call,
+            Action::ListingRead,
+            &Resource::Instance,
+            &Context::default(),
+        )
+        .await?;
+        self.store().listing_categories(CATEGORIES_MAX).await
     }
 
     /// Opens a bookable slot of an active service listing (its seller's owners and admins).

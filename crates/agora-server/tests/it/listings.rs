@@ -540,3 +540,158 @@ async fn services_open_slots_and_creates_are_idempotent() {
         assert_eq!(named(status, &problem), (400, Some("stock")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_market_shows_cards_with_prices_and_the_shop_lists_through_its_form() {
+    let api = TestApi::start(crate::harness::Backend::Sqlite).await;
+    let fresh = api.partner("FreshMart").await;
+    let system = agora_domain::Actor::system();
+    let call = agora_app::Call::new(&system, agora_domain::RequestId::new());
+    let owner = agora_app::NewMember {
+        email: agora_domain::Email::parse("ana@freshmart.example").unwrap(),
+        role: agora_domain::Role::Owner,
+        display_name: None,
+        password: Some(agora_domain::Password::parse("the right password").unwrap()),
+    };
+    api.app
+        .add_member(&call, fresh.parse().unwrap(), owner)
+        .await
+        .unwrap();
+    let signed_in = api
+        .app
+        .sign_in(
+            "ana@freshmart.example",
+            "the right password",
+            agora_domain::RequestId::new(),
+        )
+        .await
+        .unwrap();
+    let cookie = format!("agora_session={}", signed_in.session_secret);
+    let get = |path: String| {
+        let request = api
+            .client
+            .get(format!("{}{path}", api.url))
+            .header("cookie", &cookie);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let post = |path: &str, form: Vec<(&str, &str)>| {
+        let request = api
+            .client
+            .post(format!("{}{path}", api.url))
+            .header("cookie", &cookie)
+            .form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned());
+            (response.status(), location, response.text().await.unwrap())
+        }
+    };
+
+    // Signed out, the market sends to sign-in.
+    let response = api
+        .client
+        .get(format!("{}/market", api.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["location"], "/signin");
+
+    let (status, html) = get("/shop".into()).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("FreshMart's shop") && html.contains("id=\"create-listing\""));
+    assert!(
+        html.contains("href=\"/market\"") && html.contains("href=\"/shop\" aria-current=\"page\"")
+    );
+
+    let csrf = signed_in.csrf_token.as_str();
+    let form = |title: &'static str, price: &'static str, category: &'static str| {
+        vec![
+            ("csrf_token", csrf),
+            ("title", title),
+            ("description", "Fresh <b>every</b> day."),
+            ("category", category),
+            ("price", price),
+            ("currency", "EUR"),
+            ("kind", "product"),
+            ("stock", "12"),
+            ("duration_minutes", ""),
+        ]
+    };
+    let (status, location, _) = post(
+        "/shop/listings",
+        form("Organic whole milk", "1.29", "groceries/dairy"),
+    )
+    .await;
+    assert_eq!((status.as_u16(), location.as_deref()), (303, Some("/shop")));
+    let (status, _, _) = post(
+        "/shop/listings",
+        form("Sourdough bread", "4.5", "groceries/bakery"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    // A wrong CSRF token is refused; a wrong field is said on the page, keeping what was typed.
+    let mut forged = form("Forged", "1", "groceries");
+    forged[0] = ("csrf_token", "not-the-token");
+    let (status, _, _) = post("/shop/listings", forged).await;
+    assert_eq!(status, 403);
+    let (status, _, html) = post("/shop/listings", form("Cheese", "1.999", "groceries")).await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("The price"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"Cheese\""), "{html}");
+
+    let (status, html) = get("/market".into()).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("€1.29") && html.contains("€4.50"), "{html}");
+    assert!(html.contains("In stock: 12"));
+    assert!(
+        html.contains("groceries/dairy</a> <span class=\"hint\">(1)</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Fresh &#60;b&#62;every&#60;/b&#62; day.")
+            || html.contains("Fresh &lt;b&gt;every&lt;/b&gt; day."),
+        "escaped: {html}"
+    );
+    let (status, html) = get("/market?q=milk".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Organic whole milk") && !html.contains("Sourdough bread"),
+        "{html}"
+    );
+    let (_, html) = get("/market?category=groceries%2Fbakery".into()).await;
+    assert!(!html.contains("Organic whole milk") && html.contains("Sourdough bread"));
+    let (status, html) = get("/market?q=%22".into()).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("Type at least one word"), "{html}");
+
+    let (_, page) = api
+        .get("/api/v1/listings?q=milk", &api.operator_token)
+        .await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, html) = get(format!("/market/listings/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Sold by <strong>FreshMart</strong>") && html.contains("€1.29"),
+        "{html}"
+    );
+
+    let (status, location, _) = post(
+        &format!("/shop/listings/{id}/archive"),
+        vec![("csrf_token", csrf)],
+    )
+    .await;
+    assert_eq!((status.as_u16(), location.as_deref()), (303, Some("/shop")));
+    let (_, html) = get("/market".into()).await;
+    assert!(!html.contains("Organic whole milk"));
+    let (_, html) = get("/shop".into()).await;
+    assert!(html.contains("Organic whole milk") && html.contains("archived"));
+}
