@@ -11,6 +11,7 @@ mod cache;
 mod config;
 mod ledger;
 mod ledger_ops;
+mod listings;
 mod market;
 mod orgs;
 pub mod secrets;
@@ -38,6 +39,7 @@ pub use ledger_ops::{
     AccountOutcome, AccountView, LEDGER_REQUEST_ITEMS_MAX, LedgerVerifyReport, NewLedgerAccount,
     TransferOutcome,
 };
+pub use listings::{ListingQuery, ListingUpdate, NewListing, NewSlot, SEARCH_DEPTH_MAX};
 pub use market::{
     CartLine, NewCommissionRule, NewOrder, NewPayout, NewRefund, OrderView, PayWith, PayoutRun,
     RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,

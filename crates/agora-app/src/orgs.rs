@@ -535,6 +535,6 @@ impl App {
     }
 }
 
-fn invalid_cursor() -> Error {
+pub(crate) fn invalid_cursor() -> Error {
     Error::invalid("cursor", "is not a cursor this listing gave out")
 }

@@ -61,6 +61,9 @@ enum Command {
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
+    /// Marketplace listings: create, list, search, show, update, archive, and service slots.
+    #[command(subcommand)]
+    Listing(client::ListingCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -149,5 +152,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
         Command::Ledger(command) => client::ledger(command).await,
+        Command::Listing(command) => client::listing(command).await,
     }
 }

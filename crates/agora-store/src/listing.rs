@@ -287,6 +287,21 @@ impl Store {
         rows.iter().map(listing_from_row).collect()
     }
 
+    /// The categories of active listings with how many each holds, in name order, at most `limit`.
+    pub async fn listing_categories(&self, limit: u32) -> Result<Vec<(Category, i64)>> {
+        let rows = sqlx::query(
+            "SELECT category, COUNT(*) AS listings FROM listings WHERE status = 'active' \
+             GROUP BY category ORDER BY category LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| Ok((column(row, "category")?, get(row, "listings")?)))
+            .collect()
+    }
+
     pub async fn slot(&self, slot_id: SlotId) -> Result<Option<Slot>> {
         let sql = format!("SELECT {SLOT_COLUMNS} FROM listing_slots WHERE id = $1");
         let row = sqlx::query(&sql)

@@ -8,6 +8,7 @@
 mod audit;
 mod http;
 mod ledger;
+mod listings;
 mod login;
 mod orgs;
 mod output;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 
 pub use audit::{AuditCommand, audit};
 pub use ledger::{LedgerCommand, ledger};
+pub use listings::{ListingCommand, listing};
 pub use login::{LoginArgs, login};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 

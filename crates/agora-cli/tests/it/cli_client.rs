@@ -563,3 +563,207 @@ fn audit_log_export_and_online_verify_including_a_saved_checkpoint_and_tampering
         "{run:#?}"
     );
 }
+
+#[test]
+fn listing_commands_create_search_update_and_book_slots_against_a_served_instance() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    client
+        .run(&["org", "create", "FreshMart", "--format", "json"])
+        .success();
+
+    // The operator's owner lists for a partner; prices are in major units.
+    let create = |title: &str, price: &str, category: &str| {
+        client
+            .run(&[
+                "listing",
+                "create",
+                "--title",
+                title,
+                "--category",
+                category,
+                "--price",
+                price,
+                "--currency",
+                "EUR",
+                "--stock",
+                "40",
+                "--seller",
+                "FreshMart",
+                "--description",
+                "Fresh from the farm, with milk.",
+                "--format",
+                "json",
+            ])
+            .success()
+            .json()
+    };
+    let milk = create("Organic whole milk", "1.29", "groceries/dairy");
+    assert_eq!(milk["price"], 129);
+    assert_eq!(milk["kind"]["stock"], 40);
+    create("Butter", "2.99", "groceries/dairy");
+    create("Sourdough bread", "4.50", "groceries/bakery");
+
+    let found = client
+        .run(&["listing", "search", "milk", "--format", "json"])
+        .success()
+        .json();
+    let titles: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|listing| listing["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles[0], "Organic whole milk",
+        "title matches first: {found}"
+    );
+    assert_eq!(titles.len(), 3, "descriptions match too: {found}");
+    let run = client
+        .run(&["listing", "search", "\"whole milk\" -goat"])
+        .success();
+    let header = run.stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("PRICE"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("1.29 EUR"), "{run:#?}");
+    assert_eq!(run.stdout.lines().count(), 2, "{run:#?}");
+
+    // Filters in major units need their currency.
+    let cheap = client
+        .run(&[
+            "listing",
+            "list",
+            "--category",
+            "groceries",
+            "--max-price",
+            "3",
+            "--currency",
+            "EUR",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(cheap.as_array().unwrap().len(), 2, "{cheap}");
+    client
+        .run(&["listing", "list", "--max-price", "3"])
+        .failure(2);
+
+    // Invalid input names the field and exits with the usage code.
+    let run = client
+        .run(&[
+            "listing",
+            "create",
+            "--title",
+            "Cheese",
+            "--category",
+            "Dairy",
+            "--price",
+            "1",
+            "--currency",
+            "EUR",
+        ])
+        .failure(2);
+    assert!(run.stderr.contains("category"), "{run:#?}");
+    let run = client
+        .run(&[
+            "listing",
+            "create",
+            "--title",
+            "Cheese",
+            "--category",
+            "dairy",
+            "--price",
+            "1.999",
+            "--currency",
+            "EUR",
+        ])
+        .failure(2);
+    assert!(run.stderr.contains("price"), "{run:#?}");
+
+    let id = milk["id"].as_str().unwrap();
+    let updated = client
+        .run(&[
+            "listing",
+            "update",
+            id,
+            "--price",
+            "1.39",
+            "--unlimited-stock",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(
+        (updated["price"].clone(), updated["kind"]["stock"].clone()),
+        (serde_json::json!(139), serde_json::Value::Null)
+    );
+    let shown = client
+        .run(&["listing", "show", id, "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(shown, updated);
+    let archived = client
+        .run(&["listing", "archive", id, "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(archived["status"], "archived");
+
+    // A service, its slots, and the refusal of a slot for a product.
+    let service = client
+        .run(&[
+            "listing",
+            "create",
+            "--title",
+            "Cheese tasting",
+            "--category",
+            "events",
+            "--price",
+            "15",
+            "--currency",
+            "EUR",
+            "--service",
+            "--duration-minutes",
+            "45",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    let service_id = service["id"].as_str().unwrap();
+    let starts = agora_domain::Timestamp::now()
+        .plus_seconds(7 * 86_400)
+        .to_rfc3339();
+    let slot = client
+        .run(&[
+            "listing",
+            "add-slot",
+            service_id,
+            "--starts-at",
+            &starts,
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert!(slot["id"].as_str().unwrap().starts_with("slt_"), "{slot}");
+    let run = client.run(&["listing", "slots", service_id]).success();
+    assert!(
+        run.stdout.contains(slot["id"].as_str().unwrap()),
+        "{run:#?}"
+    );
+    let run = client
+        .run(&["listing", "add-slot", id, "--starts-at", &starts])
+        .failure(2);
+    assert!(run.stderr.contains("only services have slots"), "{run:#?}");
+
+    let help = client.run(&["listing", "search", "--help"]).success();
+    assert!(help.stdout.contains("`a OR b` matches either"), "{help:#?}");
+    assert!(help.stdout.contains("Filters:"), "{help:#?}");
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod ledger;
+mod listings;
 mod orgs;
 mod system;
 
@@ -30,6 +31,7 @@ use crate::ServerState;
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
+        (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,10 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(ledger::create_transfers))
         .routes(routes!(ledger::get_transfer))
         .routes(routes!(ledger::verify))
+        .routes(routes!(listings::create_listing, listings::list_listings))
+        .routes(routes!(listings::get_listing, listings::update_listing))
+        .routes(routes!(listings::archive_listing))
+        .routes(routes!(listings::add_slot, listings::list_slots))
 }
 
 /// The OpenAPI document this server serves.

@@ -3,6 +3,8 @@
 //! Sessions live in an `HttpOnly`, `SameSite=Lax` cookie; every form carries a CSRF token: the
 //! session's own once signed in, and before that a double-submit cookie.
 
+mod market;
+
 use agora_app::secrets::{hashes_equal, new_secret};
 use agora_domain::audit::AuditEntry;
 use agora_domain::model::{ApiToken, Member, Organisation};
@@ -37,6 +39,17 @@ pub fn routes() -> Router<ServerState> {
         .route(
             "/tokens/{token_id}/revoke",
             axum::routing::post(revoke_token),
+        )
+        .route("/market", get(market::market_page))
+        .route("/market/listings/{listing_id}", get(market::listing_page))
+        .route("/shop", get(market::shop_page))
+        .route(
+            "/shop/listings",
+            axum::routing::post(market::create_listing),
+        )
+        .route(
+            "/shop/listings/{listing_id}/archive",
+            axum::routing::post(market::archive_listing),
         )
         .route("/assets/portal.css", get(stylesheet))
 }

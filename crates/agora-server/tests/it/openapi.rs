@@ -39,7 +39,8 @@ async fn every_documented_operation_exists_and_the_served_document_is_the_genera
             let concrete = path
                 .replace("{org_id}", &agora_domain::OrgId::new().to_string())
                 .replace("{user_id}", &agora_domain::UserId::new().to_string())
-                .replace("{token_id}", &agora_domain::TokenId::new().to_string());
+                .replace("{token_id}", &agora_domain::TokenId::new().to_string())
+                .replace("{listing_id}", &agora_domain::ListingId::new().to_string());
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = api
                 .client
@@ -72,7 +73,7 @@ async fn every_documented_operation_exists_and_the_served_document_is_the_genera
         }
     }
     assert!(
-        operations >= 24,
+        operations >= 31,
         "expected every operation to be documented, found {operations}"
     );
     // Problems and the bearer scheme are described.
