@@ -69,7 +69,16 @@ const ACCOUNTS: &[Account] = &[
         name: "Dev Patel",
         role: Role::Developer,
     },
+    Account {
+        org: "Vila Clinic",
+        email: "vera@vilaclinic.example",
+        name: "Vera Costa",
+        role: Role::Owner,
+    },
 ];
+
+/// The demo's customer: a person with no organisation, who shops.
+const CUSTOMER_EMAIL: &str = "cleo@customer.example";
 
 pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failure> {
     let flags = ServeArgs {
@@ -93,7 +102,13 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         .bootstrap(OPERATOR, "owner@agora.localhost")
         .await?
         .is_some();
-    let tokens = if fresh { seed(&app).await? } else { Vec::new() };
+    let (tokens, story) = if fresh {
+        let tokens = seed(&app).await?;
+        let story = seed_market(&app).await?;
+        (tokens, story)
+    } else {
+        (Vec::new(), String::new())
+    };
     let mut banner = String::new();
     banner.push_str(if fresh {
         "Seeded a fresh demo ecosystem"
@@ -113,12 +128,14 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
             account.org
         ));
     }
+    banner.push_str(&format!("  {CUSTOMER_EMAIL:<28} customer\n"));
     if !tokens.is_empty() {
         banner.push_str("\nAPI tokens (shown only now), e.g. curl -H \"Authorization: Bearer …\" …/api/v1/me:\n");
         for (email, token) in &tokens {
             banner.push_str(&format!("  {email:<28} {token}\n"));
         }
     }
+    banner.push_str(&story);
     match listener {
         Some(listener) => serve(&config, listener, app, Some(banner)).await,
         None => {
@@ -188,4 +205,257 @@ async fn seed(app: &App) -> Result<Vec<(String, String)>, Failure> {
         }
     }
     Ok(tokens)
+}
+
+/// The marketplace's story: FreshMart's groceries, Brightbrew's coffee and Vila Clinic's
+/// consultations, a 5% commission, a customer's wallet, an order paid, refunded in part and
+/// paid out, and a consultation booked by card. Returns what happened, with the figures a
+/// reader can check by hand.
+async fn seed_market(app: &App) -> Result<String, Failure> {
+    use agora_app::{
+        CartLine, NewCommissionRule, NewListing, NewOrder, NewPayout, NewRefund, NewSlot, PayWith,
+    };
+    use agora_domain::listing::ListingKind;
+    use agora_market::commission::RuleScope;
+    use agora_market::payout::{PayoutSchedule, SellerSettings};
+
+    let system = Actor::system();
+    let call = || Call::new(&system, RequestId::new());
+    let eur: agora_domain::ledger::Currency = "EUR".parse()?;
+    let org = |name: &'static str| async move {
+        app.store()
+            .org_by_name(&OrgName::parse(name)?)
+            .await?
+            .map(|org| org.id)
+            .ok_or_else(|| Failure::from(anyhow::anyhow!("the demo has no {name}")))
+    };
+    let (fresh, bright, clinic) = (
+        org("FreshMart").await?,
+        org("Brightbrew Brands").await?,
+        org("Vila Clinic").await?,
+    );
+
+    app.set_commission_rule(
+        &call(),
+        NewCommissionRule {
+            scope: RuleScope::Default,
+            currency: None,
+            rate_bps: 500,
+            fixed: 0,
+            floor: 0,
+            cap: None,
+        },
+    )
+    .await?;
+    for seller in [fresh, bright, clinic] {
+        // No hold in the demo, so that funds are available at once; payouts on request.
+        let settings = SellerSettings {
+            hold_days: 0,
+            schedule: PayoutSchedule::Manual,
+            minimum: 500,
+            ..SellerSettings::default()
+        };
+        app.set_seller_settings(&call(), seller, settings).await?;
+    }
+
+    let product = |seller, title: &str, category: &str, price, stock| NewListing {
+        seller: Some(seller),
+        kind: ListingKind::Product { stock: Some(stock) },
+        title: title.to_owned(),
+        description: String::new(),
+        category: category.to_owned(),
+        price,
+        currency: "EUR".to_owned(),
+    };
+    let milk = app
+        .create_listing(
+            &call(),
+            product(
+                fresh,
+                "Organic whole milk, 1 l",
+                "groceries/dairy",
+                125,
+                200,
+            ),
+        )
+        .await?;
+    app.create_listing(
+        &call(),
+        product(fresh, "Sourdough loaf", "groceries/bakery", 390, 40),
+    )
+    .await?;
+    let apples = app
+        .create_listing(
+            &call(),
+            product(fresh, "Apples, 1 kg", "groceries/fruit", 260, 120),
+        )
+        .await?;
+    let cold_brew = app
+        .create_listing(
+            &call(),
+            product(
+                bright,
+                "Cold brew coffee, 6 cans",
+                "drinks/coffee",
+                1_200,
+                80,
+            ),
+        )
+        .await?;
+    let consultation = app
+        .create_listing(
+            &call(),
+            NewListing {
+                seller: Some(clinic),
+                kind: ListingKind::Service {
+                    duration_minutes: 30,
+                },
+                title: "General practitioner consultation".to_owned(),
+                description: "Thirty minutes with a general practitioner at Vila Clinic."
+                    .to_owned(),
+                category: "health/consultations".to_owned(),
+                price: 4_500,
+                currency: "EUR".to_owned(),
+            },
+        )
+        .await?;
+    let tomorrow_nine = {
+        let day = 86_400_000_000;
+        let now = agora_domain::Timestamp::now().as_micros();
+        agora_domain::Timestamp::from_micros(now - now % day + day + 9 * 3_600_000_000)
+    };
+    let mut slots = Vec::new();
+    for half_hour in 0..6 {
+        let starts_at = agora_domain::Timestamp::from_micros(
+            tomorrow_nine.as_micros() + half_hour * 1_800_000_000,
+        );
+        slots.push(
+            app.add_slot(
+                &call(),
+                consultation.id,
+                NewSlot {
+                    starts_at,
+                    ends_at: None,
+                },
+            )
+            .await?,
+        );
+    }
+
+    let customer = app
+        .sign_up(
+            CUSTOMER_EMAIL,
+            "Cleo Customer",
+            DEMO_PASSWORD,
+            RequestId::new(),
+        )
+        .await?
+        .user
+        .id;
+    app.top_up_wallet(&call(), customer, eur, 10_000, None)
+        .await?;
+    let order = app
+        .place_order(
+            &call(),
+            customer,
+            NewOrder {
+                lines: vec![
+                    CartLine {
+                        listing_id: milk.id,
+                        quantity: 4,
+                        slot_id: None,
+                    },
+                    CartLine {
+                        listing_id: apples.id,
+                        quantity: 2,
+                        slot_id: None,
+                    },
+                    CartLine {
+                        listing_id: cold_brew.id,
+                        quantity: 1,
+                        slot_id: None,
+                    },
+                ],
+                pay_with: PayWith::Wallet,
+            },
+        )
+        .await?
+        .order;
+    app.fulfil_order(&call(), order.id, fresh).await?;
+    app.fulfil_order(&call(), order.id, bright).await?;
+    let apple_line = order
+        .lines
+        .iter()
+        .find(|line| line.listing == apples.id)
+        .map(|line| line.id)
+        .ok_or_else(|| anyhow::anyhow!("the demo order has no apples"))?;
+    let refund = app
+        .refund_order(
+            &call(),
+            order.id,
+            NewRefund {
+                line_id: apple_line,
+                amount: 260,
+                reason: "one bag of apples was bruised".into(),
+            },
+        )
+        .await?;
+    app.release_due(&call(), agora_domain::Timestamp::now())
+        .await?;
+    let payout = app
+        .request_payout(
+            &call(),
+            fresh,
+            NewPayout {
+                currency: eur,
+                amount: None,
+                reference: "FreshMart demo payout".into(),
+            },
+        )
+        .await?;
+    let booking = app
+        .place_order(
+            &call(),
+            customer,
+            NewOrder {
+                lines: vec![CartLine {
+                    listing_id: consultation.id,
+                    quantity: 1,
+                    slot_id: Some(slots[0].id),
+                }],
+                pay_with: PayWith::Card {
+                    token: "tok_visa".into(),
+                },
+            },
+        )
+        .await?
+        .order;
+    let net_of = |seller| order.part(seller).map_or(0, |part| part.net);
+    let (fresh_net, bright_net) = (net_of(fresh), net_of(bright));
+    let wallet = app.wallet(&call(), customer, eur).await?;
+    let revenue = app.revenue(&call(), eur).await?;
+    let bright_balance = app.seller_balance(&call(), bright, eur).await?;
+    Ok(format!(
+        "\nThe marketplace (5% commission, no hold in the demo):\n\
+         \x20 {CUSTOMER_EMAIL} topped up 100.00 EUR and paid order {} from the wallet: 4 × 1.25 milk + 2 × 2.60 apples (FreshMart) + 12.00 cold brew (Brightbrew) = {}.\n\
+         \x20 Commission 0.25 + 0.26 + 0.60 = 1.11; FreshMart nets {} (10.20 − 0.51), Brightbrew {} (12.00 − 0.60).\n\
+         \x20 One bag of apples (2.60) was refunded: {} of commission reversed, {} from FreshMart.\n\
+         \x20 FreshMart was paid out {} ({} − {}); Brightbrew has {} available; commission revenue is {}.\n\
+         \x20 The wallet holds {} (100.00 − {} + 2.60).\n\
+         \x20 A consultation at Vila Clinic was booked by card (order {}): paid when the sandbox provider's notification arrives.\n",
+        order.id,
+        order.currency.format(order.total),
+        eur.format(fresh_net),
+        eur.format(bright_net),
+        eur.format(refund.commission_reversed),
+        eur.format(refund.seller_share),
+        eur.format(payout.amount),
+        eur.format(fresh_net),
+        eur.format(refund.seller_share),
+        bright_balance.available_formatted,
+        revenue.formatted,
+        wallet.formatted,
+        order.currency.format(order.total),
+        booking.id,
+    ))
 }

@@ -4,6 +4,7 @@
 mod audit_tamper;
 mod browser;
 mod cli_client;
+mod demo;
 mod harness;
 mod kill;
 mod serve;

@@ -1,0 +1,48 @@
+//! `agora demo --seed-only`: the demo's marketplace story happens, with the figures a reader can
+//! check by hand, and a second run reuses the demo instead of seeding it again.
+
+use crate::harness::agora;
+
+#[test]
+fn the_demo_seeds_a_marketplace_whose_figures_add_up_and_is_reused_on_a_second_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let run = || {
+        let output = agora()
+            .args(["demo", "--seed-only", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let first = run();
+    assert!(first.contains("Seeded a fresh demo ecosystem"), "{first}");
+    for expected in [
+        "cleo@customer.example",
+        "= 22.20 EUR",
+        "FreshMart nets 9.69 EUR",
+        "0.13 EUR of commission reversed, 2.47 EUR from FreshMart",
+        "FreshMart was paid out 7.22 EUR",
+        "Brightbrew has 11.40 EUR available",
+        "commission revenue is 0.98 EUR",
+        "The wallet holds 80.40 EUR",
+        "booked by card",
+    ] {
+        assert!(
+            first.contains(expected),
+            "missing `{expected}` in:\n{first}"
+        );
+    }
+    let second = run();
+    assert!(second.contains("Reusing the demo ecosystem"), "{second}");
+    assert!(
+        !second.contains("The marketplace"),
+        "seeded twice:\n{second}"
+    );
+}
