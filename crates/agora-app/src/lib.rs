@@ -38,6 +38,13 @@ pub use ledger_ops::{
     AccountOutcome, AccountView, LEDGER_REQUEST_ITEMS_MAX, LedgerVerifyReport, NewLedgerAccount,
     TransferOutcome,
 };
+pub use market::{
+    AllocationView, EXPIRY_LOTS_PER_STEP_MAX, GrantPoints, LotView, NetDebitCap, NewObligation,
+    NewPointsRule, ObligationView, POINTS_RULES_MAX, PointsBalance, PointsEarning, PointsExpiry,
+    PointsGrant, PointsRedemption, PointsRuleView, PointsSettings, PositionView,
+    REFERENCE_BYTES_MAX, RedeemPoints, SetNetDebitCap, SettlementReport, SettlementWindowStatus,
+    SettlementWindowSummary,
+};
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
 pub use secrets::InstanceKey;
 
