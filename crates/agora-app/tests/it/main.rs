@@ -4,3 +4,4 @@ mod harness;
 mod ledger_crash;
 mod ledger_properties;
 mod ledger_writer;
+mod loyalty;
