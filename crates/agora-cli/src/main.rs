@@ -61,6 +61,12 @@ enum Command {
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
+    /// Points: rules, grants, balances, redemptions and expiry.
+    #[command(subcommand)]
+    Points(client::PointsCommand),
+    /// Partner-to-partner settlement: obligations, net debit caps, windows and reports.
+    #[command(subcommand)]
+    Settlement(client::SettlementCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -149,5 +155,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
         Command::Ledger(command) => client::ledger(command).await,
+        Command::Points(command) => client::points(command).await,
+        Command::Settlement(command) => client::settlement(command).await,
     }
 }

@@ -11,7 +11,9 @@ mod ledger;
 mod login;
 mod orgs;
 mod output;
+mod points;
 mod profile;
+mod settlement;
 
 use agora_domain::{OrgId, OrgName, Role, UserId};
 use clap::Args;
@@ -21,6 +23,8 @@ pub use audit::{AuditCommand, audit};
 pub use ledger::{LedgerCommand, ledger};
 pub use login::{LoginArgs, login};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
+pub use points::{PointsCommand, points};
+pub use settlement::{SettlementCommand, settlement};
 
 use self::http::Api;
 use self::output::Format;
