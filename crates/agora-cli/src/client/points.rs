@@ -2,7 +2,7 @@
 //! redemptions at a partner, and expiry into breakage.
 
 use agora_domain::UserId;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::output::{self, Format, Table};
@@ -47,12 +47,6 @@ pub enum PointsCommand {
 pub struct RulesArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Earning {
-    PerAction,
-    PerAmountSpent,
 }
 
 #[derive(Debug, Args)]
