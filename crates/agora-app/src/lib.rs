@@ -41,6 +41,13 @@ pub use ledger_ops::{
 };
 pub use listings::{ListingQuery, ListingUpdate, NewListing, NewSlot, SEARCH_DEPTH_MAX};
 pub use market::{
+    AllocationView, EXPIRY_LOTS_PER_STEP_MAX, GrantPoints, LotView, NetDebitCap, NewObligation,
+    NewPointsRule, ObligationView, POINTS_RULES_MAX, PointsBalance, PointsEarning, PointsExpiry,
+    PointsGrant, PointsRedemption, PointsRuleView, PointsSettings, PositionView,
+    REFERENCE_BYTES_MAX, RedeemPoints, SetNetDebitCap, SettlementReport, SettlementWindowStatus,
+    SettlementWindowSummary,
+};
+pub use market::{
     CartLine, NewCommissionRule, NewOrder, NewPayout, NewRefund, OrderView, PayWith, PayoutRun,
     RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,
 };

@@ -64,6 +64,12 @@ enum Command {
     /// Marketplace listings: create, list, search, show, update, archive, and service slots.
     #[command(subcommand)]
     Listing(client::ListingCommand),
+    /// Points: rules, grants, balances, redemptions and expiry.
+    #[command(subcommand)]
+    Points(client::PointsCommand),
+    /// Partner-to-partner settlement: obligations, net debit caps, windows and reports.
+    #[command(subcommand)]
+    Settlement(client::SettlementCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -153,5 +159,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(command) => client::audit(config_file, command).await,
         Command::Ledger(command) => client::ledger(command).await,
         Command::Listing(command) => client::listing(command).await,
+        Command::Points(command) => client::points(command).await,
+        Command::Settlement(command) => client::settlement(command).await,
     }
 }

@@ -3,6 +3,9 @@
 //! authorizes it, loads the state it needs, and carries it out ([`steps`]).
 
 mod orders;
+mod points;
+mod replay;
+mod settlement;
 mod steps;
 
 use agora_domain::Result;
@@ -15,6 +18,17 @@ pub use orders::{
     RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,
 };
 pub(crate) use steps::{Doc, Step, StepEvent};
+
+pub use points::{
+    AllocationView, EXPIRY_LOTS_PER_STEP_MAX, GrantPoints, LotView, NewPointsRule,
+    POINTS_RULES_MAX, PointsBalance, PointsEarning, PointsExpiry, PointsGrant, PointsRedemption,
+    PointsRuleView, PointsSettings, RedeemPoints,
+};
+pub use replay::REFERENCE_BYTES_MAX;
+pub use settlement::{
+    NetDebitCap, NewObligation, ObligationView, PositionView, SetNetDebitCap, SettlementReport,
+    SettlementWindowStatus, SettlementWindowSummary,
+};
 
 /// The marketplace's shared state in the application.
 #[derive(Default)]

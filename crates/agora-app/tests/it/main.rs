@@ -4,5 +4,6 @@ mod harness;
 mod ledger_crash;
 mod ledger_properties;
 mod ledger_writer;
+mod loyalty;
 mod market;
 mod market_crash;

@@ -12,7 +12,9 @@ mod listings;
 mod login;
 mod orgs;
 mod output;
+mod points;
 mod profile;
+mod settlement;
 
 use agora_domain::{OrgId, OrgName, Role, UserId};
 use clap::Args;
@@ -23,6 +25,8 @@ pub use ledger::{LedgerCommand, ledger};
 pub use listings::{ListingCommand, listing};
 pub use login::{LoginArgs, login};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
+pub use points::{PointsCommand, points};
+pub use settlement::{SettlementCommand, settlement};
 
 use self::http::Api;
 use self::output::Format;

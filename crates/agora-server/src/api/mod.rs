@@ -5,6 +5,8 @@ mod audit;
 mod ledger;
 mod listings;
 mod orgs;
+mod points;
+mod settlement;
 mod system;
 
 use serde::Deserialize;
@@ -32,6 +34,8 @@ use crate::ServerState;
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
         (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
+        (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
+        (name = "settlement", description = "Partner-to-partner clearing: obligations, net debit caps, settlement windows and their reports"),
     )
 )]
 struct ApiDoc;
@@ -94,6 +98,17 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(listings::get_listing, listings::update_listing))
         .routes(routes!(listings::archive_listing))
         .routes(routes!(listings::add_slot, listings::list_slots))
+        .routes(routes!(points::set_rule, points::list_rules))
+        .routes(routes!(points::set_settings, points::get_settings))
+        .routes(routes!(points::grant))
+        .routes(routes!(points::balance))
+        .routes(routes!(points::redeem))
+        .routes(routes!(points::expire))
+        .routes(routes!(settlement::record_obligation))
+        .routes(routes!(settlement::set_cap, settlement::get_caps))
+        .routes(routes!(settlement::list_windows))
+        .routes(routes!(settlement::close_window))
+        .routes(routes!(settlement::report))
 }
 
 /// The OpenAPI document this server serves.

@@ -6,4 +6,5 @@ mod bad_input;
 mod harness;
 mod ledger;
 mod listings;
+mod loyalty;
 mod openapi;
