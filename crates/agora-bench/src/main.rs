@@ -7,6 +7,7 @@
 //! `cargo run --release -p agora-bench -- all`.
 
 mod audit_verify;
+mod checkout;
 mod database;
 mod http_reads;
 mod ledger;
@@ -63,6 +64,13 @@ enum Command {
         #[command(flatten)]
         backends: BackendOptions,
     },
+    /// Not part of `all`: end-to-end checkout over HTTP (order, stock, commission, ledger) against one audited write.
+    Checkout {
+        #[command(flatten)]
+        load: LoadOptions,
+        #[command(flatten)]
+        backends: BackendOptions,
+    },
     /// Not part of `all`: durable transfers/s through the ledger's single writer (group commit) against plain SQLite from Python.
     Ledger {
         #[command(flatten)]
@@ -88,6 +96,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Writes { load, backends } => writes::run(&load, &backends).await,
         Command::AuditVerify { audit, backends } => audit_verify::run(&audit, &backends).await,
         Command::Ledger { ledger, backends } => ledger::run(&ledger, &backends).await,
+        Command::Checkout { load, backends } => checkout::run(&load, &backends).await,
         Command::All {
             load,
             audit,
