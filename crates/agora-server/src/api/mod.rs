@@ -3,6 +3,7 @@
 
 mod audit;
 mod ledger;
+mod market;
 mod orgs;
 mod system;
 
@@ -30,6 +31,7 @@ use crate::ServerState;
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
+        (name = "marketplace", description = "Orders and money: commission rules, seller settings, checkout, fulfilment, refunds, wallets, balances, payouts"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,27 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(ledger::create_transfers))
         .routes(routes!(ledger::get_transfer))
         .routes(routes!(ledger::verify))
+        .routes(routes!(
+            market::list_commission_rules,
+            market::set_commission_rule
+        ))
+        .routes(routes!(
+            market::get_seller_settings,
+            market::set_seller_settings
+        ))
+        .routes(routes!(market::customer_orders, market::place_order))
+        .routes(routes!(market::get_order))
+        .routes(routes!(market::fulfil_order))
+        .routes(routes!(market::refund_order))
+        .routes(routes!(market::cancel_order))
+        .routes(routes!(market::seller_orders))
+        .routes(routes!(market::get_wallet))
+        .routes(routes!(market::top_up_wallet))
+        .routes(routes!(market::seller_balance))
+        .routes(routes!(market::list_payouts, market::request_payout))
+        .routes(routes!(market::run_payouts))
+        .routes(routes!(market::release_due))
+        .routes(routes!(market::revenue))
 }
 
 /// The OpenAPI document this server serves.

@@ -5,4 +5,5 @@ mod api;
 mod bad_input;
 mod harness;
 mod ledger;
+mod market;
 mod openapi;
