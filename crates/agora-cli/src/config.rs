@@ -22,6 +22,7 @@ pub struct Config {
     pub audit: Audit,
     pub policy: Policy,
     pub ledger: Ledger,
+    pub sandbox: Sandbox,
     pub log: Log,
 }
 
@@ -111,6 +112,14 @@ pub struct Ledger {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    pub seed: u64,
+    pub delay_seconds_max: u32,
+    pub duplicate_per_mille: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: String,
     pub filter: String,
@@ -176,6 +185,9 @@ impl Config {
         if self.ledger.queue_requests_max == 0 || self.ledger.expiry_check_ms == 0 {
             bail!("ledger.queue_requests_max and ledger.expiry_check_ms must be at least 1");
         }
+        if self.sandbox.duplicate_per_mille > 1000 {
+            bail!("sandbox.duplicate_per_mille must be between 0 and 1000");
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bail!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -221,6 +233,9 @@ impl Config {
                 queue_requests_max: self.ledger.queue_requests_max,
                 expiry_check_ms: self.ledger.expiry_check_ms,
             },
+            sandbox_seed: self.sandbox.seed,
+            sandbox_delay_seconds_max: self.sandbox.delay_seconds_max,
+            sandbox_duplicate_per_mille: self.sandbox.duplicate_per_mille,
         }
     }
 
