@@ -61,6 +61,24 @@ enum Command {
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
+    /// Commission rules: the operator's cut of each sale.
+    #[command(subcommand)]
+    Commission(client::CommissionCommand),
+    /// A seller's settings, balance and orders.
+    #[command(subcommand)]
+    Seller(client::SellerCommand),
+    /// Orders: show, fulfil, refund, cancel.
+    #[command(subcommand)]
+    Order(client::OrderCommand),
+    /// Payouts: list, request, and the operator's scheduled run.
+    #[command(subcommand)]
+    Payout(client::PayoutCommand),
+    /// Customers' wallets: show, top up.
+    #[command(subcommand)]
+    Wallet(client::WalletCommand),
+    /// The operator's marketplace duties: release due holds, read commission revenue.
+    #[command(subcommand)]
+    Market(client::MarketCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -149,5 +167,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
         Command::Ledger(command) => client::ledger(command).await,
+        Command::Commission(command) => client::commission(command).await,
+        Command::Seller(command) => client::seller(command).await,
+        Command::Order(command) => client::order(command).await,
+        Command::Payout(command) => client::payout(command).await,
+        Command::Wallet(command) => client::wallet(command).await,
+        Command::Market(command) => client::market(command).await,
     }
 }

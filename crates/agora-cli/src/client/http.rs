@@ -230,6 +230,12 @@ impl Api {
             .await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.json(self.request(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+
     /// `DELETE path`: the answer's JSON, or `None` for `204 No Content`.
     pub async fn delete(&self, path: &str) -> Result<Option<Value>, Failure> {
         let response = self

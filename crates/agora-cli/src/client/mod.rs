@@ -9,6 +9,7 @@ mod audit;
 mod http;
 mod ledger;
 mod login;
+mod market;
 mod orgs;
 mod output;
 mod profile;
@@ -20,6 +21,10 @@ use serde::Deserialize;
 pub use audit::{AuditCommand, audit};
 pub use ledger::{LedgerCommand, ledger};
 pub use login::{LoginArgs, login};
+pub use market::{
+    CommissionCommand, MarketCommand, OrderCommand, PayoutCommand, SellerCommand, WalletCommand,
+    commission, market, order, payout, seller, wallet,
+};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 
 use self::http::Api;
