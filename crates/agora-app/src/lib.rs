@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 pub use agora_ledger;
+pub use agora_market;
 pub use agora_policy;
 pub use agora_store;
 pub use audit::{ChainReport, VerifyProgress, verify_chain};

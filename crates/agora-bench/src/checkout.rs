@@ -36,7 +36,15 @@ pub async fn run(load: &LoadOptions, backend_options: &BackendOptions) -> Result
     );
     let mut table = Table::new(
         1,
-        &["database", "scenario", "requests", "req/s", "p50", "p99", "vs baseline"],
+        &[
+            "database",
+            "scenario",
+            "requests",
+            "req/s",
+            "p50",
+            "p99",
+            "vs baseline",
+        ],
     );
     let mut checks = Vec::new();
     for backend in backend_options.backends()? {
@@ -45,7 +53,10 @@ pub async fn run(load: &LoadOptions, backend_options: &BackendOptions) -> Result
         database.remove().await?;
         let (baseline, checkout, check) =
             measured.with_context(|| format!("checkout on {}", backend.name()))?;
-        for (scenario, measured) in [("audited write (baseline)", &baseline), ("checkout", &checkout)] {
+        for (scenario, measured) in [
+            ("audited write (baseline)", &baseline),
+            ("checkout", &checkout),
+        ] {
             table.row(vec![
                 backend.name().to_owned(),
                 scenario.to_owned(),
@@ -117,7 +128,9 @@ async fn measure_app(app: &App, load: &LoadOptions) -> Result<(Measured, Measure
             .ledger()
             .await?
             .account(agora_market::account_id(
-                &AccountPurpose::CustomerWallet { customer: *customer },
+                &AccountPurpose::CustomerWallet {
+                    customer: *customer,
+                },
                 eur,
             ))
             .await?
@@ -177,7 +190,10 @@ async fn seed(app: &App, connections: usize) -> Result<(Vec<UserId>, Vec<Listing
     )
     .await?;
     let mut cart = Vec::new();
-    for (seller, title, price) in [("Bench Grocer", "Bread", 390), ("Bench Roaster", "Coffee", 1_200)] {
+    for (seller, title, price) in [
+        ("Bench Grocer", "Bread", 390),
+        ("Bench Roaster", "Coffee", 1_200),
+    ] {
         let org = app
             .create_org(
                 &call(),
@@ -206,10 +222,21 @@ async fn seed(app: &App, connections: usize) -> Result<(Vec<UserId>, Vec<Listing
     for index in 0..connections {
         let email = format!("customer{index}@bench.example");
         let signed_up = app
-            .sign_up(&email, "Bench customer", "a bench password", RequestId::new())
+            .sign_up(
+                &email,
+                "Bench customer",
+                "a bench password",
+                RequestId::new(),
+            )
             .await?;
-        app.top_up_wallet(&call(), signed_up.user.id, "EUR".parse()?, WALLET_MINOR, None)
-            .await?;
+        app.top_up_wallet(
+            &call(),
+            signed_up.user.id,
+            "EUR".parse()?,
+            WALLET_MINOR,
+            None,
+        )
+        .await?;
         customers.push(signed_up.user.id);
     }
     Ok((customers, cart))

@@ -70,6 +70,24 @@ enum Command {
     /// Partner-to-partner settlement: obligations, net debit caps, windows and reports.
     #[command(subcommand)]
     Settlement(client::SettlementCommand),
+    /// Commission rules: the operator's cut of each sale.
+    #[command(subcommand)]
+    Commission(client::CommissionCommand),
+    /// A seller's settings, balance and orders.
+    #[command(subcommand)]
+    Seller(client::SellerCommand),
+    /// Orders: show, fulfil, refund, cancel.
+    #[command(subcommand)]
+    Order(client::OrderCommand),
+    /// Payouts: list, request, and the operator's scheduled run.
+    #[command(subcommand)]
+    Payout(client::PayoutCommand),
+    /// Customers' wallets: show, top up.
+    #[command(subcommand)]
+    Wallet(client::WalletCommand),
+    /// The operator's marketplace duties: release due holds, read commission revenue.
+    #[command(subcommand)]
+    Market(client::MarketCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -161,5 +179,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Listing(command) => client::listing(command).await,
         Command::Points(command) => client::points(command).await,
         Command::Settlement(command) => client::settlement(command).await,
+        Command::Commission(command) => client::commission(command).await,
+        Command::Seller(command) => client::seller(command).await,
+        Command::Order(command) => client::order(command).await,
+        Command::Payout(command) => client::payout(command).await,
+        Command::Wallet(command) => client::wallet(command).await,
+        Command::Market(command) => client::market(command).await,
     }
 }

@@ -136,6 +136,20 @@ impl WriteTx {
         })
     }
 
+    /// Gives up a claimed key that has no response yet: the request it held was refused and left
+    /// nothing behind, so a retry with the same key may try again.
+    pub async fn release_idempotency_key(&mut self, scope: &str, key: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2 AND response IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Stores the response of a claimed key, so that replays return it.
     pub async fn complete_idempotency_key(
         &mut self,

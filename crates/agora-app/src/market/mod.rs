@@ -2,6 +2,7 @@
 //! payouts, points and partner settlement. `agora-market` decides every step; this module
 //! authorizes it, loads the state it needs, and carries it out ([`steps`]).
 
+mod idempotency;
 mod orders;
 mod points;
 mod replay;

@@ -323,8 +323,27 @@ impl App {
     // ---------------------------------------------------------------------------------------
 
     /// Adds money to a customer's wallet: the operator's cash desk, or the customer with a
-    /// sandbox card (authorized and captured at once).
+    /// sandbox card (authorized and captured at once). A retry with the call's idempotency key
+    /// answers the first top-up instead of adding the money again.
     pub async fn top_up_wallet(
+        &self,
+        call: &Call<'_>,
+        customer: UserId,
+        currency: Currency,
+        amount: i64,
+        card_token: Option<&str>,
+    ) -> Result<WalletView> {
+        let request = serde_json::json!({ "customer": customer, "currency": currency, "amount": amount, "card_token": card_token });
+        self.once(
+            call,
+            Action::WalletTopUp,
+            &request,
+            self.top_up_wallet_now(call, customer, currency, amount, card_token),
+        )
+        .await
+    }
+
+    async fn top_up_wallet_now(
         &self,
         call: &Call<'_>,
         customer: UserId,
@@ -417,7 +436,25 @@ impl App {
     /// With the wallet, the order is paid before this answers, or refused (and not kept) if the
     /// wallet cannot pay. With a card, the provider authorizes and captures now and the order
     /// becomes paid when its capture notification arrives; a declined card refuses the order.
+    ///
+    /// A retry with the call's idempotency key answers the first order instead of placing another.
     pub async fn place_order(
+        &self,
+        call: &Call<'_>,
+        customer: UserId,
+        input: NewOrder,
+    ) -> Result<OrderView> {
+        let request = serde_json::json!({ "customer": customer, "order": &input });
+        self.once(
+            call,
+            Action::OrderPlace,
+            &request,
+            self.place_order_now(call, customer, input),
+        )
+        .await
+    }
+
+    async fn place_order_now(
         &self,
         call: &Call<'_>,
         customer: UserId,
@@ -909,8 +946,25 @@ impl App {
     }
 
     /// Refunds an amount of one line: the seller's share and the commission are reversed as the
-    /// line's frozen refund policy says, and the money goes back to the card or the wallet.
+    /// line's frozen refund policy says, and the money goes back to the card or the wallet. A
+    /// retry with the call's idempotency key answers the first refund instead of refunding again.
     pub async fn refund_order(
+        &self,
+        call: &Call<'_>,
+        order_id: OrderId,
+        input: NewRefund,
+    ) -> Result<RefundRecord> {
+        let request = serde_json::json!({ "order": order_id, "refund": &input });
+        self.once(
+            call,
+            Action::OrderRefund,
+            &request,
+            self.refund_order_now(call, order_id, input),
+        )
+        .await
+    }
+
+    async fn refund_order_now(
         &self,
         call: &Call<'_>,
         order_id: OrderId,
@@ -1113,7 +1167,24 @@ impl App {
     }
 
     /// Pays out a seller's available funds now (the seller's owners and admins, or the operator).
+    /// A retry with the call's idempotency key answers the first payout instead of paying again.
     pub async fn request_payout(
+        &self,
+        call: &Call<'_>,
+        seller: OrgId,
+        input: NewPayout,
+    ) -> Result<PayoutRecord> {
+        let request = serde_json::json!({ "seller": seller, "payout": &input });
+        self.once(
+            call,
+            Action::PayoutRequest,
+            &request,
+            self.request_payout_now(call, seller, input),
+        )
+        .await
+    }
+
+    async fn request_payout_now(
         &self,
         call: &Call<'_>,
         seller: OrgId,

@@ -511,3 +511,80 @@ async fn refusals_change_nothing_and_card_notifications_count_once_whatever_thei
         assert!(report.intact);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_retried_with_its_idempotency_key_answers_the_first_order_and_pays_once() {
+    for backend in backends() {
+        let market = Market::open(backend).await;
+        let (app, op, me) = (&market.app, &market.operator, &market.customer);
+        let milk = listing(app, market.fresh, "Whole milk", 1_250, Some(5)).await;
+        let cart = |quantity| NewOrder {
+            lines: vec![CartLine {
+                listing_id: milk,
+                quantity,
+                slot_id: None,
+            }],
+            pay_with: PayWith::Wallet,
+        };
+        let keyed = |actor, key| call(actor).with_idempotency_key(Some(key));
+
+        // A refused checkout (the wallet is empty) gives its key back: the retry after a top-up pays.
+        let refused = app
+            .place_order(&keyed(me, "cart-1"), market.customer_id, cart(2))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Unprocessable(_))),
+            "{refused:?}"
+        );
+        let top_up = keyed(op, "desk-1");
+        app.top_up_wallet(&top_up, market.customer_id, eur(), 5_000, None)
+            .await
+            .unwrap();
+        // The same top-up retried adds nothing.
+        let again = app
+            .top_up_wallet(&top_up, market.customer_id, eur(), 5_000, None)
+            .await
+            .unwrap();
+        assert_eq!(again.balance, 5_000);
+
+        let first = app
+            .place_order(&keyed(me, "cart-1"), market.customer_id, cart(2))
+            .await
+            .unwrap();
+        let retry = app
+            .place_order(&keyed(me, "cart-1"), market.customer_id, cart(2))
+            .await
+            .unwrap();
+        assert_eq!(retry.order.id, first.order.id);
+        assert_eq!(retry.total_formatted, "25.00 EUR");
+        let wallet = app
+            .wallet(&call(me), market.customer_id, eur())
+            .await
+            .unwrap();
+        assert_eq!(wallet.balance, 2_500, "paid once");
+        assert_eq!(
+            app.store().listing(milk).await.unwrap().unwrap().kind,
+            ListingKind::Product { stock: Some(3) },
+            "stock taken once"
+        );
+        let orders = app
+            .customer_orders(&call(me), market.customer_id, None, None)
+            .await
+            .unwrap();
+        assert_eq!(orders.items.len(), 1);
+
+        // The same key for another cart is a mistake, named; a new key places a new order.
+        let other = app
+            .place_order(&keyed(me, "cart-1"), market.customer_id, cart(1))
+            .await;
+        assert!(
+            matches!(&other, Err(Error::Unprocessable(reason)) if reason.contains("different request body")),
+            "{other:?}"
+        );
+        let second = app
+            .place_order(&keyed(me, "cart-2"), market.customer_id, cart(1))
+            .await
+            .unwrap();
+        assert_ne!(second.order.id, first.order.id);
+    }
+}

@@ -10,6 +10,7 @@ mod http;
 mod ledger;
 mod listings;
 mod login;
+mod market;
 mod orgs;
 mod output;
 mod points;
@@ -24,6 +25,10 @@ pub use audit::{AuditCommand, audit};
 pub use ledger::{LedgerCommand, ledger};
 pub use listings::{ListingCommand, listing};
 pub use login::{LoginArgs, login};
+pub use market::{
+    CommissionCommand, MarketCommand, OrderCommand, PayoutCommand, SellerCommand, WalletCommand,
+    commission, market, order, payout, seller, wallet,
+};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 pub use points::{PointsCommand, points};
 pub use settlement::{SettlementCommand, settlement};

@@ -767,3 +767,152 @@ fn listing_commands_create_search_update_and_book_slots_against_a_served_instanc
     assert!(help.stdout.contains("`a OR b` matches either"), "{help:#?}");
     assert!(help.stdout.contains("Filters:"), "{help:#?}");
 }
+
+#[test]
+fn marketplace_commands_set_rules_and_settings_top_up_wallets_and_read_money_in_notation() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    let freshmart = client
+        .run(&["org", "create", "FreshMart", "--format", "json"])
+        .success()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The operator's 5% default rule, shown as a percentage.
+    client.run(&["commission", "set", "--rate", "5%"]).success();
+    let run = client.run(&["commission", "list"]).success();
+    assert!(
+        run.stdout.contains("default") && run.stdout.contains("5.00%"),
+        "{run:#?}"
+    );
+    client
+        .run(&["commission", "set", "--rate", "five"])
+        .failure(2);
+
+    // Settings change only what is given.
+    client
+        .run(&[
+            "seller",
+            "set-settings",
+            "--org",
+            "FreshMart",
+            "--hold-days",
+            "0",
+            "--schedule",
+            "manual",
+        ])
+        .success();
+    let settings = client
+        .run(&[
+            "seller", "settings", "--org", &freshmart, "--format", "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(settings["hold_days"], 0, "{settings}");
+    assert_eq!(settings["schedule"]["every"], "manual");
+    assert_eq!(settings["minimum"], 1_000, "the default minimum stays");
+
+    // The operator's cash desk tops a wallet up; the retry with the same key adds nothing.
+    let me: serde_json::Value = crate::harness::http()
+        .get(format!("{}/api/v1/me", server.url))
+        .bearer_auth(&server.owner_token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let customer = me["user_id"].as_str().unwrap();
+    let top_up = [
+        "wallet",
+        "top-up",
+        customer,
+        "--amount",
+        "50.5",
+        "--currency",
+        "EUR",
+        "--idempotency-key",
+        "desk-1",
+    ];
+    client.run(&top_up).success();
+    let run = client.run(&top_up).success();
+    assert!(run.stdout.contains("50.50 EUR"), "{run:#?}");
+    let run = client
+        .run(&[
+            "wallet",
+            "top-up",
+            customer,
+            "--amount",
+            "1.505",
+            "--currency",
+            "EUR",
+        ])
+        .failure(2);
+    assert!(run.stderr.contains("at most 2 decimals"), "{run:#?}");
+
+    // A seller with no sales: zero balances, no payouts, and no payout below the minimum.
+    let run = client
+        .run(&[
+            "seller",
+            "balance",
+            "--org",
+            "FreshMart",
+            "--currency",
+            "EUR",
+        ])
+        .success();
+    assert!(run.stdout.contains("0.00 EUR"), "{run:#?}");
+    let run = client
+        .run(&["payout", "list", "--org", "FreshMart"])
+        .success();
+    assert!(run.stdout.contains("No payouts."), "{run:#?}");
+    let run = client
+        .run(&[
+            "payout",
+            "request",
+            "--org",
+            "FreshMart",
+            "--currency",
+            "EUR",
+            "--reference",
+            "week 47",
+        ])
+        .failure(2);
+    assert!(run.stderr.contains("amount"), "{run:#?}");
+    let run = client
+        .run(&["seller", "orders", "--org", "FreshMart"])
+        .success();
+    assert!(run.stdout.contains("No orders."), "{run:#?}");
+
+    let run = client.run(&["market", "release-due"]).success();
+    assert!(run.stdout.contains("Released 0"), "{run:#?}");
+    let revenue = client
+        .run(&["market", "revenue", "--currency", "EUR", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(revenue["formatted"], "0.00 EUR");
+
+    // A partner's analyst may not read the operator's revenue: the rule is named, exit code 4.
+    let analyst = offline_token(&server, &freshmart, "analyst");
+    let run = client
+        .run_with(
+            &[
+                "market",
+                "revenue",
+                "--currency",
+                "EUR",
+                "--server",
+                &server.url,
+            ],
+            &[("AGORA_TOKEN", &analyst)],
+        )
+        .failure(4);
+    assert!(run.stderr.contains("no-permit"), "{run:#?}");
+    let run = client
+        .run(&["order", "show", "ord_0196f1d0a3c27d3e8f5a9b1c2d3e4f57"])
+        .failure(5);
+    assert!(run.stderr.contains("not found"), "{run:#?}");
+}

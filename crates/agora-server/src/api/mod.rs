@@ -4,6 +4,7 @@
 mod audit;
 mod ledger;
 mod listings;
+mod market;
 mod orgs;
 mod points;
 mod settlement;
@@ -36,6 +37,7 @@ use crate::ServerState;
         (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
         (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
         (name = "settlement", description = "Partner-to-partner clearing: obligations, net debit caps, settlement windows and their reports"),
+        (name = "marketplace", description = "Orders and money: commission rules, seller settings, checkout, fulfilment, refunds, wallets, balances, payouts"),
     )
 )]
 struct ApiDoc;
@@ -109,6 +111,27 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(settlement::list_windows))
         .routes(routes!(settlement::close_window))
         .routes(routes!(settlement::report))
+        .routes(routes!(
+            market::list_commission_rules,
+            market::set_commission_rule
+        ))
+        .routes(routes!(
+            market::get_seller_settings,
+            market::set_seller_settings
+        ))
+        .routes(routes!(market::customer_orders, market::place_order))
+        .routes(routes!(market::get_order))
+        .routes(routes!(market::fulfil_order))
+        .routes(routes!(market::refund_order))
+        .routes(routes!(market::cancel_order))
+        .routes(routes!(market::seller_orders))
+        .routes(routes!(market::get_wallet))
+        .routes(routes!(market::top_up_wallet))
+        .routes(routes!(market::seller_balance))
+        .routes(routes!(market::list_payouts, market::request_payout))
+        .routes(routes!(market::run_payouts))
+        .routes(routes!(market::release_due))
+        .routes(routes!(market::revenue))
 }
 
 /// The OpenAPI document this server serves.

@@ -7,4 +7,5 @@ mod harness;
 mod ledger;
 mod listings;
 mod loyalty;
+mod market;
 mod openapi;
