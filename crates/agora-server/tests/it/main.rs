@@ -7,3 +7,4 @@ mod harness;
 mod ledger;
 mod listings;
 mod openapi;
+mod portal_market;
