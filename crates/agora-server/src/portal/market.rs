@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{
-    CsrfForm, PortalForm, error_page, incomplete, page, request_id, session, signed_in_form,
+    CsrfForm, Nav, PortalForm, error_page, incomplete, page, request_id, session, signed_in_form,
 };
 use crate::ServerState;
 use crate::extract::Query;
@@ -69,9 +69,7 @@ impl From<&Listing> for Card {
 #[derive(Template)]
 #[template(path = "market.html")]
 struct MarketPage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     q: String,
     category: String,
     categories: Vec<(String, i64)>,
@@ -122,9 +120,7 @@ pub async fn market_page(
     let q = params.q.unwrap_or_default().trim().to_owned();
     let category = params.category.unwrap_or_default().trim().to_owned();
     let mut view = MarketPage {
-        current: "market",
-        csrf_token: session.record.csrf_token.clone(),
-        user_name: session.user.display_name.to_string(),
+        nav: Nav::new(&session, "market"),
         q: q.clone(),
         category: category.clone(),
         categories: vec![],
@@ -176,14 +172,16 @@ pub async fn market_page(
 #[derive(Template)]
 #[template(path = "listing.html")]
 struct ListingPage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     card: Card,
     description: String,
     seller_name: String,
-    slots: Vec<(String, String)>,
+    /// Free slots as (id, starts, ends).
+    slots: Vec<(String, String, String)>,
     is_service: bool,
+    /// Whether the buy form is offered: the listing is for sale and not sold out.
+    for_sale: bool,
+    error: Option<String>,
 }
 
 pub async fn listing_page(
@@ -196,6 +194,17 @@ pub async fn listing_page(
         Ok(session) => session,
         Err(response) => return response,
     };
+    listing(&state, &session, request_id, &listing_id, None).await
+}
+
+/// Renders one listing with its buy form, and `error` in the form's alert.
+pub(super) async fn listing(
+    state: &ServerState,
+    session: &agora_app::PortalSession,
+    request_id: RequestId,
+    listing_id: &str,
+    error: Option<String>,
+) -> Response {
     let call = Call::new(&session.actor, request_id);
     let loaded = async {
         let listing_id: ListingId = listing_id.parse()?;
@@ -219,20 +228,36 @@ pub async fn listing_page(
     .await;
     match loaded {
         Ok((listing, seller_name, slots)) => {
+            let for_sale = listing.status == ListingStatus::Active
+                && match listing.kind {
+                    ListingKind::Product { stock } => stock != Some(0),
+                    ListingKind::Service { .. } => !slots.is_empty(),
+                };
+            let status = if error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
             let view = ListingPage {
-                current: "market",
-                csrf_token: session.record.csrf_token.clone(),
-                user_name: session.user.display_name.to_string(),
+                nav: Nav::new(session, "market"),
                 description: listing.description.to_string(),
                 is_service: matches!(listing.kind, ListingKind::Service { .. }),
                 card: Card::from(&listing),
                 seller_name,
                 slots: slots
                     .iter()
-                    .map(|slot| (slot.starts_at.to_rfc3339(), slot.ends_at.to_rfc3339()))
+                    .map(|slot| {
+                        (
+                            slot.id.to_string(),
+                            slot.starts_at.to_rfc3339(),
+                            slot.ends_at.to_rfc3339(),
+                        )
+                    })
                     .collect(),
+                for_sale,
+                error,
             };
-            page(StatusCode::OK, &view)
+            page(status, &view)
         }
         Err(error) => error_page(error, request_id),
     }
@@ -254,9 +279,7 @@ pub struct ShopForm {
 #[derive(Template)]
 #[template(path = "shop.html")]
 struct ShopPage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     org_name: Option<String>,
     may_manage: bool,
     cards: Vec<Card>,
@@ -274,9 +297,7 @@ async fn shop(
 ) -> Response {
     let call = Call::new(&session.actor, request_id);
     let mut view = ShopPage {
-        current: "shop",
-        csrf_token: session.record.csrf_token.clone(),
-        user_name: session.user.display_name.to_string(),
+        nav: Nav::new(session, "shop"),
         org_name: None,
         may_manage: false,
         cards: vec![],

@@ -3,8 +3,6 @@
 //! Sessions live in an `HttpOnly`, `SameSite=Lax` cookie; every form carries a CSRF token: the
 //! session's own once signed in, and before that a double-submit cookie.
 
-mod market;
-
 use agora_app::secrets::{hashes_equal, new_secret};
 use agora_domain::audit::AuditEntry;
 use agora_domain::model::{ApiToken, Member, Organisation};
@@ -21,6 +19,25 @@ use serde::Deserialize;
 use crate::ServerState;
 use crate::api::PageParams;
 use crate::extract::Query;
+
+macro_rules! portal_form {
+    ($form:ty, $incomplete:expr) => {
+        impl PortalForm for $form {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+
+            fn incomplete() -> Response {
+                $incomplete
+            }
+        }
+    };
+}
+
+mod market;
+mod operator;
+mod orders;
+mod sales;
 
 const SESSION_COOKIE: &str = "agora_session";
 const CSRF_COOKIE: &str = "agora_csrf";
@@ -50,6 +67,43 @@ pub fn routes() -> Router<ServerState> {
         .route(
             "/shop/listings/{listing_id}/archive",
             axum::routing::post(market::archive_listing),
+        )
+        .route(
+            "/market/listings/{listing_id}/buy",
+            axum::routing::post(orders::buy),
+        )
+        .route("/orders", get(orders::orders_page))
+        .route("/orders/{order_id}", get(orders::order_page))
+        .route(
+            "/orders/{order_id}/cancel",
+            axum::routing::post(orders::cancel),
+        )
+        .route("/wallet", get(orders::wallet_page))
+        .route("/wallet/top-up", axum::routing::post(orders::top_up))
+        .route("/shop/orders", get(sales::orders_page))
+        .route("/shop/orders/{order_id}", get(sales::order_page))
+        .route(
+            "/shop/orders/{order_id}/fulfil",
+            axum::routing::post(sales::fulfil),
+        )
+        .route(
+            "/shop/orders/{order_id}/refund",
+            axum::routing::post(sales::refund),
+        )
+        .route("/shop/balance", get(sales::balance_page))
+        .route("/shop/payouts", axum::routing::post(sales::request_payout))
+        .route("/operator/market", get(operator::market_admin_page))
+        .route(
+            "/operator/market/rules",
+            axum::routing::post(operator::add_rule),
+        )
+        .route(
+            "/operator/market/release",
+            axum::routing::post(operator::release_due),
+        )
+        .route(
+            "/operator/market/payouts",
+            axum::routing::post(operator::run_payouts),
         )
         .route("/assets/portal.css", get(stylesheet))
 }
@@ -131,6 +185,63 @@ fn request_id(request_extensions: &axum::http::Extensions) -> RequestId {
         .unwrap_or_default()
 }
 
+/// The page's frame for a signed-in person: who they are, the session's CSRF token for every
+/// form, and which links the navigation offers. The links only guide; every page still asks
+/// the application, which authorizes.
+pub struct Nav {
+    /// Which link is the current page.
+    pub current: &'static str,
+    pub csrf_token: String,
+    pub user_name: String,
+    /// Acts for an organisation (a partner or the operator).
+    pub acts_for_org: bool,
+    /// Acts for a partner organisation: its shop, its orders and its balance.
+    pub sells: bool,
+    /// Acts for the operator as an owner or admin: the market's administration.
+    pub operates: bool,
+}
+
+impl Nav {
+    fn new(session: &agora_app::PortalSession, current: &'static str) -> Self {
+        let acting = session.actor.acting;
+        Self {
+            current,
+            csrf_token: session.record.csrf_token.clone(),
+            user_name: session.user.display_name.to_string(),
+            acts_for_org: acting.is_some(),
+            sells: acting.is_some_and(|acting| !acting.is_operator),
+            operates: acting.is_some_and(|acting| {
+                acting.is_operator && matches!(acting.role, Role::Owner | Role::Admin)
+            }),
+        }
+    }
+}
+
+/// What a person reads in the page's alert when a use case refuses: the rule or the state that
+/// stood in the way, and so what to do next. `None` for failures that are not theirs to fix.
+fn alert_text(error: &Error) -> Option<String> {
+    let sentence = |text: &str| {
+        let mut chars = text.chars();
+        let first = chars.next().map(|c| c.to_uppercase().to_string());
+        let text = format!("{}{}", first.unwrap_or_default(), chars.as_str());
+        if text.ends_with('.') {
+            text
+        } else {
+            format!("{text}.")
+        }
+    };
+    match error {
+        Error::Invalid { field, message } => Some(sentence(&format!(
+            "the {} {message}",
+            field.replace('_', " ")
+        ))),
+        Error::Conflict(message) | Error::Unprocessable(message) => Some(sentence(message)),
+        Error::LimitExceeded { message, .. } => Some(sentence(message)),
+        Error::Forbidden { message, .. } => Some(sentence(&format!("not allowed: {message}"))),
+        _ => None,
+    }
+}
+
 /// The signed-in session, or a redirect to the sign-in page.
 async fn session(
     state: &ServerState,
@@ -195,20 +306,6 @@ trait PortalForm: serde::de::DeserializeOwned {
 
     /// The answer to a post that does not parse as this form.
     fn incomplete() -> Response;
-}
-
-macro_rules! portal_form {
-    ($form:ty, $incomplete:expr) => {
-        impl PortalForm for $form {
-            fn csrf_token(&self) -> &str {
-                &self.csrf_token
-            }
-
-            fn incomplete() -> Response {
-                $incomplete
-            }
-        }
-    };
 }
 
 fn incomplete(what: &'static str) -> Response {
@@ -498,9 +595,7 @@ async fn use_link(
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     org: Option<Organisation>,
     role: String,
     members: Vec<Member>,
@@ -518,9 +613,7 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
     };
     let call = agora_app::Call::new(&session.actor, request_id);
     let mut view = HomePage {
-        current: "home",
-        csrf_token: session.record.csrf_token.clone(),
-        user_name: session.user.display_name.to_string(),
+        nav: Nav::new(&session, "home"),
         org: None,
         role: String::new(),
         members: vec![],
@@ -565,9 +658,7 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     org_name: Option<String>,
     entries: Vec<AuditEntry>,
     next_cursor: Option<String>,
@@ -585,9 +676,7 @@ async fn audit_page(
     };
     let call = agora_app::Call::new(&session.actor, request_id);
     let mut view = AuditPage {
-        current: "audit",
-        csrf_token: session.record.csrf_token.clone(),
-        user_name: session.user.display_name.to_string(),
+        nav: Nav::new(&session, "audit"),
         org_name: None,
         entries: vec![],
         next_cursor: None,
@@ -639,9 +728,7 @@ use axum::extract::FromRequest;
 #[derive(Template)]
 #[template(path = "token_created.html")]
 struct TokenCreatedPage {
-    current: &'static str,
-    csrf_token: String,
-    user_name: String,
+    nav: Nav,
     name: String,
     role: String,
     secret: String,
@@ -692,9 +779,7 @@ async fn create_token(State(state): State<ServerState>, request: Request) -> Res
     match created {
         Ok(created) => {
             let view = TokenCreatedPage {
-                current: "home",
-                csrf_token: session.record.csrf_token.clone(),
-                user_name: session.user.display_name.to_string(),
+                nav: Nav::new(&session, "home"),
                 name: created.token.name,
                 role: created.token.role.to_string(),
                 secret: created.secret,

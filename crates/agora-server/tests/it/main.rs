@@ -9,3 +9,4 @@ mod listings;
 mod loyalty;
 mod market;
 mod openapi;
+mod portal_market;
