@@ -765,6 +765,25 @@ impl App {
         Ok((order, resource))
     }
 
+    /// Authorizes `action` on one seller's part of an order: the order as a resource whose only
+    /// seller is `seller`, so that a seller on a shared order can act on its own part and never
+    /// on another seller's (the operator's admins act on any).
+    async fn authorize_part(
+        &self,
+        call: &Call<'_>,
+        action: Action,
+        order: &Order,
+        seller: OrgId,
+    ) -> Result<()> {
+        let part = Resource::Order {
+            id: order.id,
+            customer: order.customer,
+            sellers: vec![seller],
+        };
+        self.authorize(call, action, &part, &Context::default())
+            .await
+    }
+
     /// One order: its customer, its sellers, and the operator read it.
     pub async fn order(&self, call: &Call<'_>, order_id: OrderId) -> Result<OrderView> {
         let (order, _) = self
@@ -843,8 +862,15 @@ impl App {
         order_id: OrderId,
         seller: OrgId,
     ) -> Result<OrderView> {
-        let (_, resource) = self
+        let (order, resource) = self
             .authorized_order(call, Action::OrderFulfil, order_id)
+            .await?;
+        if order.part(seller).is_none() {
+            return Err(Error::not_found(format!(
+                "seller {seller}'s part of order {order_id}"
+            )));
+        }
+        self.authorize_part(call, Action::OrderFulfil, &order, seller)
             .await?;
         let _guard = self.market_lock().await?;
         // Read again under the lock: a step may have changed it since.
@@ -970,8 +996,19 @@ impl App {
         order_id: OrderId,
         input: NewRefund,
     ) -> Result<RefundRecord> {
-        let (_, resource) = self
+        let (order, resource) = self
             .authorized_order(call, Action::OrderRefund, order_id)
+            .await?;
+        // A seller refunds its own lines only: the money comes from its funds.
+        let line_seller = order
+            .lines
+            .iter()
+            .find(|line| line.id == input.line_id)
+            .map(|line| line.seller)
+            .ok_or_else(|| {
+                Error::not_found(format!("line {} of order {order_id}", input.line_id))
+            })?;
+        self.authorize_part(call, Action::OrderRefund, &order, line_seller)
             .await?;
         let _guard = self.market_lock().await?;
         let order = self.load_order(order_id).await?;
@@ -1058,6 +1095,13 @@ impl App {
         };
         self.authorize(call, action, &authorized_on, &Context::default())
             .await?;
+        if !by_customer {
+            // Cancelling refunds every part: a seller may cancel only an order that is all its own.
+            for part in &order.parts {
+                self.authorize_part(call, action, &order, part.seller)
+                    .await?;
+            }
+        }
         let _guard = self.market_lock().await?;
         let order = self.load_order(order_id).await?;
         let now = Timestamp::now();

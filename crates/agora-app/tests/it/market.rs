@@ -588,3 +588,100 @@ async fn a_checkout_retried_with_its_idempotency_key_answers_the_first_order_and
         assert_ne!(second.order.id, first.order.id);
     }
 }
+
+/// On an order shared by two sellers, each acts on its own part only: fulfilling, refunding or
+/// cancelling the other's is refused and changes nothing; the operator may act on any part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_acts_on_its_own_part_of_a_shared_order_and_never_on_another_sellers() {
+    for backend in backends() {
+        let market = Market::open(backend).await;
+        let (app, op, me) = (&market.app, &market.operator, &market.customer);
+        let admin_of = |org_id| Actor {
+            user_id: Some(agora_domain::UserId::new()),
+            acting: Some(agora_domain::actor::Acting {
+                org_id,
+                role: agora_domain::Role::Admin,
+                is_operator: false,
+            }),
+            credential: agora_domain::Credential::Session(agora_domain::SessionId::new()),
+        };
+        let (fresh_admin, bright_admin) = (admin_of(market.fresh), admin_of(market.bright));
+        let milk = listing(app, market.fresh, "Whole milk", 1_250, None).await;
+        let coffee = listing(app, market.bright, "Cold brew", 800, None).await;
+        app.top_up_wallet(&call(op), market.customer_id, eur(), 10_000, None)
+            .await
+            .unwrap();
+        let order = app
+            .place_order(
+                &call(me),
+                market.customer_id,
+                NewOrder {
+                    lines: vec![
+                        CartLine {
+                            listing_id: milk,
+                            quantity: 1,
+                            slot_id: None,
+                        },
+                        CartLine {
+                            listing_id: coffee,
+                            quantity: 1,
+                            slot_id: None,
+                        },
+                    ],
+                    pay_with: PayWith::Wallet,
+                },
+            )
+            .await
+            .unwrap()
+            .order;
+        let milk_line = order
+            .lines
+            .iter()
+            .find(|line| line.listing == milk)
+            .unwrap()
+            .id;
+
+        fn forbidden<T>(result: &Result<T, Error>) -> bool {
+            matches!(result, Err(Error::Forbidden { .. }))
+        }
+        let fulfil = app
+            .fulfil_order(&call(&bright_admin), order.id, market.fresh)
+            .await;
+        assert!(forbidden(&fulfil), "{fulfil:?}");
+        let refund = app
+            .refund_order(
+                &call(&bright_admin),
+                order.id,
+                NewRefund {
+                    line_id: milk_line,
+                    amount: 100,
+                    reason: "not mine".into(),
+                },
+            )
+            .await;
+        assert!(forbidden(&refund), "{refund:?}");
+        let cancel = app.cancel_order(&call(&bright_admin), order.id).await;
+        assert!(forbidden(&cancel), "{cancel:?}");
+        let unchanged = app.order(&call(me), order.id).await.unwrap().order;
+        assert_eq!(unchanged, order, "refusals changed the order");
+
+        // Each on its own part, and the operator on any.
+        app.fulfil_order(&call(&bright_admin), order.id, market.bright)
+            .await
+            .unwrap();
+        app.fulfil_order(&call(&fresh_admin), order.id, market.fresh)
+            .await
+            .unwrap();
+        app.refund_order(
+            &call(op),
+            order.id,
+            NewRefund {
+                line_id: milk_line,
+                amount: 100,
+                reason: "the operator's goodwill".into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
