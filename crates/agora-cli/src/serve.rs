@@ -204,8 +204,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Delivers the sandbox provider's notifications, and now and then releases held funds and runs
-/// scheduled payouts.
+/// Delivers the sandbox provider's notifications, and now and then releases held funds, expires
+/// points and runs scheduled payouts.
 fn spawn_market_housekeeping(
     app: App,
     market: crate::config::Market,
@@ -232,6 +232,15 @@ fn spawn_market_housekeeping(
                 Ok(0) => {}
                 Ok(released) => tracing::info!(released, "released seller funds whose hold ended"),
                 Err(error) => tracing::warn!(%error, "could not release held seller funds"),
+            }
+            match app.expire_due_points().await {
+                Ok(expiry) if expiry.lots_expired > 0 => tracing::info!(
+                    lots = expiry.lots_expired,
+                    points = expiry.points_expired,
+                    "expired points into breakage"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not expire points"),
             }
             for &currency in &market.payout_currencies {
                 match app.run_payouts(&call, currency, now).await {

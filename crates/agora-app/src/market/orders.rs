@@ -547,6 +547,7 @@ impl App {
                         }
                         other => other,
                     })?;
+                self.accrue_points_for(call, &paid).await;
                 Ok(paid.into())
             }
             PayWith::Card { token } => {
@@ -582,6 +583,25 @@ impl App {
                 self.carry_out(call, step).await?;
                 Ok(placed.into())
             }
+        }
+    }
+
+    /// Grants the points the operator's per-amount rules give for a paid order. The order is
+    /// paid whatever happens here: a failure is logged, and the accrual is keyed by the order, so
+    /// it never counts twice.
+    async fn accrue_points_for(&self, call: &Call<'_>, order: &Order) {
+        let reference = format!("order:{}", order.id);
+        if let Err(error) = self
+            .accrue_for_purchase(
+                call,
+                order.customer,
+                &reference,
+                order.total,
+                order.currency,
+            )
+            .await
+        {
+            tracing::warn!(order = %order.id, %error, "could not grant the points of a paid order");
         }
     }
 
@@ -733,7 +753,9 @@ impl App {
                 .doc(order_doc(&paid)?)
                 .event(StepEvent::new("order.paid", paid.id, None, detail));
                 let step = with_seller_events(step, &paid, "order.paid");
-                self.carry_out(&call, step).await
+                self.carry_out(&call, step).await?;
+                self.accrue_points_for(&call, &paid).await;
+                Ok(())
             }
         }
     }

@@ -623,10 +623,6 @@ impl App {
     /// ids are derived from it and from each rule, so calling again for the same purchase (a
     /// retried capture, a duplicate notification) accrues nothing twice. Each lot is a step of
     /// its own (`lot/{lot}/accrue`), audited as `points.grant` on the customer.
-    #[expect(
-        dead_code,
-        reason = "called by the orders engine's capture, written in parallel"
-    )]
     pub(crate) async fn accrue_for_purchase(
         &self,
         call: &Call<'_>,
