@@ -35,10 +35,7 @@ const BATCH_PAGE_ROWS: i64 = 8;
 
 const ACCOUNT_COLUMNS: &str = "id, currency, code, balance_limit, debits_pending, debits_posted, \
      credits_pending, credits_posted, created_at_us";
-/// What an account write binds: its columns, then where its balance chain ends.
-const ACCOUNT_WRITE_COLUMNS: &str = "id, currency, code, balance_limit, debits_pending, \
-     debits_posted, credits_pending, credits_posted, created_at_us, balance_batch, balance_count";
-const ACCOUNT_WRITE_COLUMN_COUNT: usize = 11;
+const ACCOUNT_COLUMN_COUNT: usize = 9;
 
 const BALANCE_COLUMNS: &str = "batch, account_id, ordinal, prev_batch, first_timestamp_us, \
      last_timestamp_us, debits_pending, debits_posted, credits_pending, credits_posted";
@@ -281,82 +278,26 @@ struct ChainEnd {
     count: i64,
 }
 
-/// Inserts or updates accounts in as few statements as the parameter limit allows, each with
-/// where its balance chain ends (a new account's is empty).
+/// Inserts or updates accounts in as few statements as the parameter limit allows.
 async fn write_accounts(
     connection: &mut AnyConnection,
-    accounts: &[(&Account, ChainEnd)],
+    accounts: &[Account],
     on_conflict: &str,
 ) -> Result<()> {
     let placeholders = Placeholders::of(connection);
-    for chunk in statement_chunks(accounts, BIND_PARAMETERS_MAX / ACCOUNT_WRITE_COLUMN_COUNT) {
+    for chunk in statement_chunks(accounts, BIND_PARAMETERS_MAX / ACCOUNT_COLUMN_COUNT) {
         let sql = multi_row_insert(
             placeholders,
             "ledger_accounts",
-            ACCOUNT_WRITE_COLUMNS,
-            ACCOUNT_WRITE_COLUMN_COUNT,
+            ACCOUNT_COLUMNS,
+            ACCOUNT_COLUMN_COUNT,
             chunk.len(),
             on_conflict,
         );
-        let query = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |query, (account, end)| {
-                bind_account(query, account).bind(end.batch).bind(end.count)
-            });
+        let query = chunk.iter().fold(sqlx::query(&sql), bind_account);
         query.execute(&mut *connection).await.map_err(db_error)?;
     }
     Ok(())
-}
-
-/// Where the balance chains of the given accounts end, as stored; an account not stored yet has
-/// an empty chain.
-async fn chain_ends(
-    connection: &mut AnyConnection,
-    accounts: &[Account],
-) -> Result<HashMap<AccountId, ChainEnd>> {
-    let placeholders = Placeholders::of(connection);
-    let mut ends = HashMap::with_capacity(accounts.len());
-    for chunk in statement_chunks(accounts, BIND_PARAMETERS_MAX) {
-        let mut sql = String::from(
-            "SELECT id, balance_batch, balance_count FROM ledger_accounts WHERE id IN (",
-        );
-        push_placeholders(&mut sql, placeholders, 1, chunk.len());
-        sql.push(')');
-        let rows = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |query, account| {
-                query.bind(account.id.to_string())
-            })
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(db_error)?;
-        for row in &rows {
-            ends.insert(
-                column::<AccountId>(row, "id")?,
-                ChainEnd {
-                    batch: get(row, "balance_batch")?,
-                    count: get(row, "balance_count")?,
-                },
-            );
-        }
-    }
-    Ok(ends)
-}
-
-/// `count` placeholders separated by commas, numbered from `first` where they must be.
-fn push_placeholders(sql: &mut String, placeholders: Placeholders, first: usize, count: usize) {
-    for index in 0..count {
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        match placeholders {
-            Placeholders::Numbered => {
-                sql.push('$');
-                sql.push_str(&(first + index).to_string());
-            }
-            Placeholders::Anonymous => sql.push('?'),
-        }
-    }
 }
 
 /// An account's balances after one batch, as a row of `ledger_balances`.
@@ -397,13 +338,9 @@ fn balance_tuple(balances: &Balances) -> (i64, i64, i64, i64) {
 
 /// The balance rows a batch's records give: one per account they touch, in the order of first
 /// touch, with the times of its first and last record there and the balances after its last,
-/// each linked to the end of its account's chain in `ends`, which is moved past them.
-fn balance_rows(
-    batch: i64,
-    records: &[TransferRecord],
-    ends: &mut HashMap<AccountId, ChainEnd>,
-) -> Vec<BalanceRow> {
-    let mut rows: Vec<BalanceRow> = Vec::new();
+/// not linked yet (see [`link_balance_rows`]).
+fn balance_rows(records: &[TransferRecord]) -> Vec<(AccountId, BalanceRow)> {
+    let mut rows: Vec<(AccountId, BalanceRow)> = Vec::new();
     let mut places: HashMap<AccountId, usize> = HashMap::new();
     for record in records {
         let at = record.timestamp.as_micros();
@@ -413,30 +350,49 @@ fn balance_rows(
         ] {
             match places.entry(account_id) {
                 std::collections::hash_map::Entry::Occupied(place) => {
-                    let row = &mut rows[*place.get()];
+                    let row = &mut rows[*place.get()].1;
                     row.last_timestamp_us = at;
                     row.balances = balance_tuple(after);
                 }
                 std::collections::hash_map::Entry::Vacant(place) => {
                     place.insert(rows.len());
-                    let end = ends.entry(account_id).or_default();
-                    rows.push(BalanceRow {
-                        account_id: account_id.as_uuid().into_bytes(),
-                        ordinal: end.count + 1,
-                        prev_batch: end.batch,
-                        first_timestamp_us: at,
-                        last_timestamp_us: at,
-                        balances: balance_tuple(after),
-                    });
-                    *end = ChainEnd {
-                        batch: Some(batch),
-                        count: end.count + 1,
-                    };
+                    rows.push((
+                        account_id,
+                        BalanceRow {
+                            account_id: account_id.as_uuid().into_bytes(),
+                            ordinal: 0,
+                            prev_batch: None,
+                            first_timestamp_us: at,
+                            last_timestamp_us: at,
+                            balances: balance_tuple(after),
+                        },
+                    ));
                 }
             }
         }
     }
     rows
+}
+
+/// Links a batch's balance rows to the ends of their accounts' chains in `ends`, and moves
+/// those ends past them: what the append does in SQL, for the verification to compare with.
+fn link_balance_rows(
+    batch: i64,
+    rows: Vec<(AccountId, BalanceRow)>,
+    ends: &mut HashMap<[u8; 16], ChainEnd>,
+) -> Vec<BalanceRow> {
+    rows.into_iter()
+        .map(|(_, mut row)| {
+            let end = ends.entry(row.account_id).or_default();
+            row.ordinal = end.count + 1;
+            row.prev_batch = end.batch;
+            *end = ChainEnd {
+                batch: Some(batch),
+                count: row.ordinal,
+            };
+            row
+        })
+        .collect()
 }
 
 /// The ids a batch answers for durably: its clients' applied transfers (not expiries) and its failures.
@@ -453,11 +409,7 @@ fn answered_ids(records: &[TransferRecord], failures: &[FailedTransfer]) -> Vec<
 impl WriteTx {
     /// Stores new accounts; an account whose id is already stored is left as it is.
     pub async fn insert_ledger_accounts(&mut self, accounts: &[Account]) -> Result<()> {
-        let accounts: Vec<(&Account, ChainEnd)> = accounts
-            .iter()
-            .map(|account| (account, ChainEnd::default()))
-            .collect();
-        write_accounts(self.conn(), &accounts, "ON CONFLICT (id) DO NOTHING").await
+        write_accounts(self.conn(), accounts, "ON CONFLICT (id) DO NOTHING").await
     }
 
     /// Appends one batch at the end of the ledger's history: its body with its link in the chain,
@@ -560,8 +512,11 @@ impl WriteTx {
         .map_err(db_error)?;
 
         let placeholders = Placeholders::of(self.conn());
-        let mut ends = chain_ends(self.conn(), batch.accounts).await?;
-        let rows = balance_rows(number, batch.records, &mut ends);
+        // The rows go in as first rows of their chains; one statement each then links them to
+        // where ledger_balance_ends says their chains ended, moves those ends past them, and
+        // marks every BALANCE_MARK_EVERY-th: set-based, so each costs a lookup per row inside
+        // the database rather than parameters or round trips.
+        let rows = balance_rows(batch.records);
         for chunk in statement_chunks(&rows, BIND_PARAMETERS_MAX / BALANCE_COLUMN_COUNT) {
             let sql = multi_row_insert(
                 placeholders,
@@ -572,12 +527,12 @@ impl WriteTx {
                 "",
             );
             let mut query = sqlx::query(&sql);
-            for row in chunk {
+            for (_, row) in chunk {
                 query = query
                     .bind(number)
                     .bind(row.account_id.to_vec())
-                    .bind(row.ordinal)
-                    .bind(row.prev_batch)
+                    .bind(1_i64)
+                    .bind(None::<i64>)
                     .bind(row.first_timestamp_us)
                     .bind(row.last_timestamp_us)
                     .bind(row.balances.0)
@@ -587,24 +542,29 @@ impl WriteTx {
             }
             query.execute(self.conn()).await.map_err(db_error)?;
         }
-        let marks: Vec<&BalanceRow> = rows.iter().filter(|row| row.marked()).collect();
-        for chunk in statement_chunks(&marks, BIND_PARAMETERS_MAX / 3) {
-            let sql = multi_row_insert(
-                placeholders,
-                "ledger_balance_marks",
-                "account_id, first_timestamp_us, batch",
-                3,
-                chunk.len(),
-                "",
-            );
-            let mut query = sqlx::query(&sql);
-            for row in chunk {
-                query = query
-                    .bind(row.account_id.to_vec())
-                    .bind(row.first_timestamp_us)
-                    .bind(number);
-            }
-            query.execute(self.conn()).await.map_err(db_error)?;
+        for sql in [
+            "UPDATE ledger_balances SET \
+             ordinal = 1 + COALESCE((SELECT e.row_count FROM ledger_balance_ends e \
+                 WHERE e.account_id = ledger_balances.account_id), 0), \
+             prev_batch = (SELECT e.batch FROM ledger_balance_ends e \
+                 WHERE e.account_id = ledger_balances.account_id) \
+             WHERE batch = $1"
+                .to_owned(),
+            "INSERT INTO ledger_balance_ends (account_id, batch, row_count) \
+             SELECT account_id, batch, ordinal FROM ledger_balances WHERE batch = $1 \
+             ON CONFLICT (account_id) DO UPDATE SET batch = excluded.batch, row_count = excluded.row_count"
+                .to_owned(),
+            format!(
+                "INSERT INTO ledger_balance_marks (account_id, first_timestamp_us, batch) \
+                 SELECT account_id, first_timestamp_us, batch FROM ledger_balances \
+                 WHERE batch = $1 AND ordinal % {BALANCE_MARK_EVERY} = 0"
+            ),
+        ] {
+            sqlx::query(&sql)
+                .bind(number)
+                .execute(self.conn())
+                .await
+                .map_err(db_error)?;
         }
 
         let ids = answered_ids(batch.records, batch.failures);
@@ -624,18 +584,12 @@ impl WriteTx {
             query.execute(self.conn()).await.map_err(db_error)?;
         }
 
-        let accounts: Vec<(&Account, ChainEnd)> = batch
-            .accounts
-            .iter()
-            .map(|account| (account, ends.get(&account.id).copied().unwrap_or_default()))
-            .collect();
         write_accounts(
             self.conn(),
-            &accounts,
+            batch.accounts,
             "ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, \
              debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, \
-             credits_posted = excluded.credits_posted, balance_batch = excluded.balance_batch, \
-             balance_count = excluded.balance_count",
+             credits_posted = excluded.credits_posted",
         )
         .await?;
         Ok(BatchReceipt {
@@ -855,12 +809,11 @@ impl Store {
         account_id: AccountId,
         at: Timestamp,
     ) -> Result<Option<Balances>> {
-        let account =
-            sqlx::query("SELECT created_at_us, balance_batch FROM ledger_accounts WHERE id = $1")
-                .bind(account_id.to_string())
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db_error)?;
+        let account = sqlx::query("SELECT created_at_us FROM ledger_accounts WHERE id = $1")
+            .bind(account_id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
         let Some(account) = account else {
             return Ok(None);
         };
@@ -880,10 +833,15 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .map_err(db_error)?;
-        let mut next = match &mark {
-            Some(mark) => Some(get::<i64>(mark, "batch")?),
-            None => get::<Option<i64>>(&account, "balance_batch")?,
+        let start = match mark {
+            Some(mark) => Some(mark),
+            None => sqlx::query("SELECT batch FROM ledger_balance_ends WHERE account_id = $1")
+                .bind(id_bytes.as_slice())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?,
         };
+        let mut next = start.map(|start| get::<i64>(&start, "batch")).transpose()?;
         let broken = |what: &str| {
             Error::Internal(format!(
                 "the balance chain of account {account_id} is broken: {what}"
@@ -943,7 +901,7 @@ impl Store {
     /// and one entry per account.
     pub async fn verify_ledger_chain(&self) -> Result<Result<i64, LedgerChainBreak>> {
         let head = self.ledger_head().await?;
-        let mut ends: HashMap<AccountId, ChainEnd> = HashMap::new();
+        let mut ends: HashMap<[u8; 16], ChainEnd> = HashMap::new();
         let mut previous = StoredHead {
             batch: 0,
             seq: 0,
@@ -1072,7 +1030,7 @@ impl Store {
         batch: i64,
         records: &[TransferRecord],
         failures: &[FailedTransfer],
-        ends: &mut HashMap<AccountId, ChainEnd>,
+        ends: &mut HashMap<[u8; 16], ChainEnd>,
     ) -> Result<bool> {
         let rows = sqlx::query(&format!(
             "SELECT {BALANCE_COLUMNS} FROM ledger_balances WHERE batch = $1"
@@ -1088,7 +1046,7 @@ impl Store {
                 None => return Ok(false),
             }
         }
-        let mut expected = balance_rows(batch, records, ends);
+        let mut expected = link_balance_rows(batch, balance_rows(records), ends);
         stored.sort_unstable();
         expected.sort_unstable();
         if stored != expected {
@@ -1145,28 +1103,29 @@ impl Store {
     /// later batch, committed since the verification started, is left for the next one.
     async fn chain_ends_differ(
         &self,
-        ends: &HashMap<AccountId, ChainEnd>,
+        ends: &HashMap<[u8; 16], ChainEnd>,
         last_batch: i64,
     ) -> Result<Option<i64>> {
-        let rows = sqlx::query("SELECT id, balance_batch, balance_count FROM ledger_accounts")
+        let rows = sqlx::query("SELECT account_id, batch, row_count FROM ledger_balance_ends")
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
         let mut seen = 0;
         for row in &rows {
-            let id: AccountId = column(row, "id")?;
             let stored = ChainEnd {
-                batch: get(row, "balance_batch")?,
-                count: get(row, "balance_count")?,
+                batch: get(row, "batch")?,
+                count: get(row, "row_count")?,
             };
-            let expected = ends.get(&id).copied();
+            let expected = <[u8; 16]>::try_from(get::<Vec<u8>>(row, "account_id")?.as_slice())
+                .ok()
+                .and_then(|id| ends.get(&id).copied());
             if expected.is_some() {
                 seen += 1;
             }
             if stored.batch.is_some_and(|batch| batch > last_batch) {
                 continue;
             }
-            if stored != expected.unwrap_or_default() {
+            if Some(stored) != expected {
                 return Ok(Some(
                     expected
                         .and_then(|end| end.batch)
@@ -1177,7 +1136,7 @@ impl Store {
             }
         }
         if seen != ends.len() {
-            // An account whose balances the history holds is gone.
+            // An account whose chain the history holds has no end stored.
             return Ok(Some(last_batch.max(1)));
         }
         Ok(None)

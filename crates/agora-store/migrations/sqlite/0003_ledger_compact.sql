@@ -15,9 +15,7 @@ DROP TABLE ledger_batches;
 DROP TABLE ledger_head;
 DROP TABLE ledger_accounts;
 
--- Accounts, with their balances after the last committed batch. `balance_batch` is the batch of
--- the account's latest row in ledger_balances (NULL before its first) and `balance_count` how
--- many rows it has there.
+-- Accounts, with their balances after the last committed batch.
 CREATE TABLE ledger_accounts (
     id TEXT PRIMARY KEY,
     currency TEXT NOT NULL,
@@ -28,9 +26,7 @@ CREATE TABLE ledger_accounts (
     debits_posted BIGINT NOT NULL,
     credits_pending BIGINT NOT NULL,
     credits_posted BIGINT NOT NULL,
-    created_at_us BIGINT NOT NULL,
-    balance_batch BIGINT,
-    balance_count BIGINT NOT NULL
+    created_at_us BIGINT NOT NULL
 );
 
 -- One row per committed batch. `body` is `encode_batch_body(records, failures)` (agora-domain):
@@ -87,6 +83,14 @@ CREATE TABLE ledger_balance_marks (
     PRIMARY KEY (account_id, first_timestamp_us)
 ) WITHOUT ROWID;
 CREATE INDEX ledger_balance_marks_by_batch ON ledger_balance_marks (batch);
+
+-- Where each account's chain ends: the batch of its latest row and how many rows it has. An
+-- account that never moved has none. Set from the rows each batch appends.
+CREATE TABLE ledger_balance_ends (
+    account_id BLOB PRIMARY KEY,
+    batch BIGINT NOT NULL,
+    row_count BIGINT NOT NULL
+) WITHOUT ROWID;
 
 -- Every transfer id the ledger answered for durably, with its batch: applied by a client's
 -- transfer (not the expiry of a pending one) or failed. An id is one or the other, once.

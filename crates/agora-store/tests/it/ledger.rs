@@ -742,8 +742,8 @@ async fn the_chain_names_the_batch_that_was_tampered_with() {
         (
             "where an account's balances end edited",
             |_| {
-                "UPDATE ledger_accounts SET balance_count = balance_count + 1 \
-                 WHERE id = (SELECT MIN(id) FROM ledger_accounts)"
+                "UPDATE ledger_balance_ends SET row_count = row_count + 1 WHERE account_id = \
+                 (SELECT account_id FROM ledger_balance_ends ORDER BY account_id LIMIT 1)"
                     .into()
             },
             Edited { batch: 3 },
