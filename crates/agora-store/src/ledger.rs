@@ -56,8 +56,9 @@ pub struct LedgerBatch<'a> {
     pub records: &'a [TransferRecord],
     /// Transfer ids that failed in this batch; an id is written as failed once.
     pub failures: &'a [FailedTransfer],
-    /// The accounts the batch touched, each once, with their balances after the batch. Only the
-    /// balances of an existing account are updated; an account not yet stored is inserted whole.
+    /// The accounts the batch touched, each once, with their balances after the batch: at least
+    /// every account its records move. Only the balances of an existing account are updated; an
+    /// account not yet stored is inserted whole.
     pub accounts: &'a [Account],
 }
 
@@ -73,15 +74,16 @@ pub struct BatchReceipt {
 /// Where the ledger's hash chain stops matching what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerChainBreak {
-    /// The batch's records or failures are not those it was written with: edited, added,
-    /// removed, renumbered or reordered.
+    /// The batch's records or failures are not those it was written with (edited, added,
+    /// removed, renumbered or reordered), or the rows derived from them (balances after it and
+    /// their chains and marks, answered ids, where an account's chain ends) are not what they give.
     Edited { batch: i64 },
     /// The batch's row is gone: the numbers jump past it, or the chain ends before the head.
     Missing { batch: i64 },
     /// The batch's previous hash is not the hash of the batch before it.
     Unlinked { batch: i64 },
     /// The chain is intact up to this batch, its last, but the head row does not point at it,
-    /// or records, failures or batches are stored past it.
+    /// or batches, balances, marks or answered ids are stored past it (or before the first).
     HeadMismatch { batch: i64 },
 }
 
@@ -102,7 +104,7 @@ impl fmt::Display for LedgerChainBreak {
         match self {
             LedgerChainBreak::Edited { batch } => write!(
                 f,
-                "ledger batch {batch} was changed: its records or failures no longer match its hash"
+                "ledger batch {batch} was changed: its records, its failures or the rows derived from them no longer match its hash"
             ),
             LedgerChainBreak::Missing { batch } => {
                 write!(f, "ledger batch {batch} is missing: batches were removed")

@@ -2,9 +2,10 @@
 -- fixed-width binary body (the bytes its hash covers), one narrow row per account and batch with
 -- the account's balances after that batch, and one row per transfer id the ledger answered for.
 -- A batch of 8,190 transfers now writes one body, about one row per account it touched and
--- 8,190 sixteen-byte ids, instead of 8,190 wide rows each entered in three indexes. Every table
--- written per batch is ordered by batch or by time, so a batch's rows land at the end of each
--- b-tree: a commit writes few pages, not one per account it touched.
+-- 8,190 sixteen-byte ids, instead of 8,190 wide rows each entered in three indexes. Apart from
+-- one small row per account (its current balances, where its chain of balances ends), every
+-- table written per batch is ordered by batch or by time, so a batch's rows land at the end of
+-- each b-tree: a commit writes few pages, not a page per account and index.
 --
 -- The ledger tables hold no production data yet, so they are dropped and created anew rather than
 -- converted: a database that ran 0002 loses its ledger history here, and starts an empty chain.
