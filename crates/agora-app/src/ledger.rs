@@ -482,7 +482,7 @@ impl Writer {
                     .clone()
             })
             .collect();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.store.write_ledger().await?;
         if !self.created.is_empty() {
             tx.insert_ledger_accounts(&self.created).await?;
         }

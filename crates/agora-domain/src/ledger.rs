@@ -485,121 +485,329 @@ pub fn batch_hash(
     records: &[TransferRecord],
     failures: &[FailedTransfer],
 ) -> crate::audit::Hash32 {
+    batch_body_hash(prev, batch, &encode_batch_body(records, failures))
+}
+
+/// [`batch_hash`] of a batch given as its body ([`encode_batch_body`]): what the store keeps, so
+/// that verifying a stored batch hashes the stored bytes as they are.
+pub fn batch_body_hash(
+    prev: &crate::audit::Hash32,
+    batch: i64,
+    body: &[u8],
+) -> crate::audit::Hash32 {
     use sha2::{Digest, Sha256};
 
-    const RECORD_BYTES: usize = 164;
-    const FAILURE_BYTES: usize = 26;
+    let mut hasher = Sha256::new();
+    hasher.update(BATCH_HASH_TAG);
+    hasher.update(prev.0);
+    hasher.update(batch.to_be_bytes());
+    hasher.update(body);
+    crate::audit::Hash32(hasher.finalize().into())
+}
 
-    fn push_balances(buffer: &mut Vec<u8>, balances: &Balances) {
+const BATCH_HASH_TAG: &[u8; 21] = b"agora-ledger-batch-v1";
+
+/// The width of one record in a batch body.
+pub const BATCH_RECORD_BYTES: usize = 164;
+/// The width of one failure in a batch body.
+pub const BATCH_FAILURE_BYTES: usize = 26;
+
+/// A batch's records and failures in the fixed-width encoding [`batch_hash`] documents, from the
+/// record count on: `u64` record count, the records, `u64` failure count, the failures.
+pub fn encode_batch_body(records: &[TransferRecord], failures: &[FailedTransfer]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(
+        16 + records.len() * BATCH_RECORD_BYTES + failures.len() * BATCH_FAILURE_BYTES,
+    );
+    body.extend_from_slice(&(records.len() as u64).to_be_bytes());
+    for record in records {
+        encode_record(&mut body, record);
+    }
+    body.extend_from_slice(&(failures.len() as u64).to_be_bytes());
+    for failure in failures {
+        let (result, field) = result_numbers(failure.result);
+        body.extend_from_slice(failure.id.as_uuid().as_bytes());
+        body.push(result);
+        body.push(field);
+        body.extend_from_slice(&failure.timestamp.as_micros().to_be_bytes());
+    }
+    debug_assert_eq!(
+        body.len(),
+        16 + records.len() * BATCH_RECORD_BYTES + failures.len() * BATCH_FAILURE_BYTES,
+        "every record and every failure encodes to the same width"
+    );
+    body
+}
+
+fn encode_record(body: &mut Vec<u8>, record: &TransferRecord) {
+    let transfer = &record.transfer;
+    let (kind, pending_id, timeout_seconds) = match transfer.kind {
+        TransferKind::Single => (0u8, None, 0u32),
+        TransferKind::Pending { timeout_seconds } => (1, None, timeout_seconds),
+        TransferKind::PostPending { pending_id } => (2, Some(pending_id), 0),
+        TransferKind::VoidPending { pending_id } => (3, Some(pending_id), 0),
+    };
+    let cause: u8 = match record.cause {
+        RecordCause::Transfer => 0,
+        RecordCause::Expiry => 1,
+    };
+    body.extend_from_slice(transfer.id.as_uuid().as_bytes());
+    body.extend_from_slice(transfer.debit_account_id.as_uuid().as_bytes());
+    body.extend_from_slice(transfer.credit_account_id.as_uuid().as_bytes());
+    body.extend_from_slice(&transfer.amount.to_be_bytes());
+    body.extend_from_slice(&transfer.currency.code);
+    body.extend_from_slice(&transfer.code.to_be_bytes());
+    body.push(kind);
+    body.extend_from_slice(
+        pending_id
+            .map_or([0; 16], |id| id.as_uuid().into_bytes())
+            .as_slice(),
+    );
+    body.extend_from_slice(&timeout_seconds.to_be_bytes());
+    body.push(u8::from(transfer.linked));
+    body.push(cause);
+    body.extend_from_slice(&record.timestamp.as_micros().to_be_bytes());
+    body.extend_from_slice(&record.amount.to_be_bytes());
+    for balances in [&record.debit_after, &record.credit_after] {
         for value in [
             balances.debits_pending,
             balances.debits_posted,
             balances.credits_pending,
             balances.credits_posted,
         ] {
-            buffer.extend_from_slice(&value.to_be_bytes());
+            body.extend_from_slice(&value.to_be_bytes());
         }
     }
+}
 
-    fn field_number(field: TransferField) -> u8 {
-        match field {
-            TransferField::DebitAccountId => 1,
-            TransferField::CreditAccountId => 2,
-            TransferField::Amount => 3,
-            TransferField::Currency => 4,
-            TransferField::Code => 5,
-            TransferField::Kind => 6,
-            TransferField::Linked => 7,
-        }
+/// Reads a batch body back. Refuses bytes that [`encode_batch_body`] would not have written:
+/// wrong lengths, unknown numbers, or fields that the kind leaves zero but are not.
+pub fn decode_batch_body(body: &[u8]) -> Result<(Vec<TransferRecord>, Vec<FailedTransfer>), Error> {
+    let malformed =
+        |what: &str| Error::Internal(format!("a stored ledger batch is malformed: {what}"));
+    let mut reader = BodyReader { bytes: body };
+    let record_count = reader
+        .count(BATCH_RECORD_BYTES)
+        .ok_or_else(|| malformed("record count"))?;
+    let mut records = Vec::with_capacity(record_count);
+    for _ in 0..record_count {
+        records.push(decode_record(&mut reader).ok_or_else(|| malformed("a record"))?);
     }
-
-    fn result_numbers(result: TransferResult) -> (u8, u8) {
-        match result {
-            TransferResult::Created => (0, 0),
-            TransferResult::Exists => (1, 0),
-            TransferResult::ExistsWithDifferentField { field } => (2, field_number(field)),
-            TransferResult::IdAlreadyFailed => (3, 0),
-            TransferResult::LinkedEventFailed => (4, 0),
-            TransferResult::LinkedEventChainOpen => (5, 0),
-            TransferResult::AmountMustBePositive => (6, 0),
-            TransferResult::AccountsMustBeDifferent => (7, 0),
-            TransferResult::DebitAccountNotFound => (8, 0),
-            TransferResult::CreditAccountNotFound => (9, 0),
-            TransferResult::CurrencyMismatch => (10, 0),
-            TransferResult::ExceedsCredits => (11, 0),
-            TransferResult::ExceedsDebits => (12, 0),
-            TransferResult::Overflow => (13, 0),
-            TransferResult::PendingTransferNotFound => (14, 0),
-            TransferResult::PendingTransferNotPending => (15, 0),
-            TransferResult::PendingTransferAlreadyPosted => (16, 0),
-            TransferResult::PendingTransferAlreadyVoided => (17, 0),
-            TransferResult::PendingTransferExpired => (18, 0),
-            TransferResult::ExceedsPendingAmount => (19, 0),
-            TransferResult::PendingTransferMismatch => (20, 0),
-        }
-    }
-
-    let mut hasher = Sha256::new();
-    hasher.update(b"agora-ledger-batch-v1");
-    hasher.update(prev.0);
-    hasher.update(batch.to_be_bytes());
-    hasher.update((records.len() as u64).to_be_bytes());
-    let mut buffer = Vec::with_capacity(RECORD_BYTES);
-    for record in records {
-        let transfer = &record.transfer;
-        let (kind, pending_id, timeout_seconds) = match transfer.kind {
-            TransferKind::Single => (0u8, None, 0u32),
-            TransferKind::Pending { timeout_seconds } => (1, None, timeout_seconds),
-            TransferKind::PostPending { pending_id } => (2, Some(pending_id), 0),
-            TransferKind::VoidPending { pending_id } => (3, Some(pending_id), 0),
+    let failure_count = reader
+        .count(BATCH_FAILURE_BYTES)
+        .ok_or_else(|| malformed("failure count"))?;
+    let mut failures = Vec::with_capacity(failure_count);
+    for _ in 0..failure_count {
+        let id = TransferId::from_uuid(reader.uuid()?);
+        let result = result_from_numbers(reader.u8()?, reader.u8()?);
+        let timestamp = Timestamp::from_micros(reader.i64()?);
+        let Some(result) = result else {
+            return Err(malformed("a failure's result"));
         };
-        let cause: u8 = match record.cause {
-            RecordCause::Transfer => 0,
-            RecordCause::Expiry => 1,
-        };
-        buffer.clear();
-        buffer.extend_from_slice(transfer.id.as_uuid().as_bytes());
-        buffer.extend_from_slice(transfer.debit_account_id.as_uuid().as_bytes());
-        buffer.extend_from_slice(transfer.credit_account_id.as_uuid().as_bytes());
-        buffer.extend_from_slice(&transfer.amount.to_be_bytes());
-        buffer.extend_from_slice(&transfer.currency.code);
-        buffer.extend_from_slice(&transfer.code.to_be_bytes());
-        buffer.push(kind);
-        buffer.extend_from_slice(
-            pending_id
-                .map_or([0; 16], |id| id.as_uuid().into_bytes())
-                .as_slice(),
-        );
-        buffer.extend_from_slice(&timeout_seconds.to_be_bytes());
-        buffer.push(u8::from(transfer.linked));
-        buffer.push(cause);
-        buffer.extend_from_slice(&record.timestamp.as_micros().to_be_bytes());
-        buffer.extend_from_slice(&record.amount.to_be_bytes());
-        push_balances(&mut buffer, &record.debit_after);
-        push_balances(&mut buffer, &record.credit_after);
-        debug_assert_eq!(
-            buffer.len(),
-            RECORD_BYTES,
-            "every record encodes to the same width"
-        );
-        hasher.update(&buffer);
+        failures.push(FailedTransfer {
+            id,
+            result,
+            timestamp,
+        });
     }
-    hasher.update((failures.len() as u64).to_be_bytes());
-    for failure in failures {
-        let (result, field) = result_numbers(failure.result);
-        buffer.clear();
-        buffer.extend_from_slice(failure.id.as_uuid().as_bytes());
-        buffer.push(result);
-        buffer.push(field);
-        buffer.extend_from_slice(&failure.timestamp.as_micros().to_be_bytes());
-        debug_assert_eq!(
-            buffer.len(),
-            FAILURE_BYTES,
-            "every failure encodes to the same width"
-        );
-        hasher.update(&buffer);
+    if !reader.bytes.is_empty() {
+        return Err(malformed("bytes after the failures"));
     }
-    crate::audit::Hash32(hasher.finalize().into())
+    Ok((records, failures))
+}
+
+fn decode_record(reader: &mut BodyReader<'_>) -> Option<TransferRecord> {
+    let id = TransferId::from_uuid(reader.uuid().ok()?);
+    let debit_account_id = AccountId::from_uuid(reader.uuid().ok()?);
+    let credit_account_id = AccountId::from_uuid(reader.uuid().ok()?);
+    let requested_amount = reader.i64().ok()?;
+    let currency = Currency::parse(std::str::from_utf8(reader.take(3).ok()?).ok()?).ok()?;
+    let code = u16::from_be_bytes(reader.take(2).ok()?.try_into().ok()?);
+    let kind_number = reader.u8().ok()?;
+    let pending_id = reader.uuid().ok()?;
+    let timeout_seconds = u32::from_be_bytes(reader.take(4).ok()?.try_into().ok()?);
+    let no_pending = pending_id.is_nil();
+    let kind = match kind_number {
+        0 if no_pending && timeout_seconds == 0 => TransferKind::Single,
+        1 if no_pending => TransferKind::Pending { timeout_seconds },
+        2 if timeout_seconds == 0 => TransferKind::PostPending {
+            pending_id: TransferId::from_uuid(pending_id),
+        },
+        3 if timeout_seconds == 0 => TransferKind::VoidPending {
+            pending_id: TransferId::from_uuid(pending_id),
+        },
+        _ => return None,
+    };
+    let linked = match reader.u8().ok()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let cause = match reader.u8().ok()? {
+        0 => RecordCause::Transfer,
+        1 => RecordCause::Expiry,
+        _ => return None,
+    };
+    let timestamp = Timestamp::from_micros(reader.i64().ok()?);
+    let amount = reader.i64().ok()?;
+    let mut balances = || -> Option<Balances> {
+        Some(Balances {
+            debits_pending: reader.i64().ok()?,
+            debits_posted: reader.i64().ok()?,
+            credits_pending: reader.i64().ok()?,
+            credits_posted: reader.i64().ok()?,
+        })
+    };
+    let debit_after = balances()?;
+    let credit_after = balances()?;
+    Some(TransferRecord {
+        transfer: Transfer {
+            id,
+            debit_account_id,
+            credit_account_id,
+            amount: requested_amount,
+            currency,
+            code,
+            kind,
+            linked,
+        },
+        cause,
+        timestamp,
+        amount,
+        debit_after,
+        credit_after,
+    })
+}
+
+/// Reads a batch body front to back.
+struct BodyReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> BodyReader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], Error> {
+        if self.bytes.len() < count {
+            return Err(Error::Internal(
+                "a stored ledger batch is malformed: it ends early".into(),
+            ));
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i64(&mut self) -> Result<i64, Error> {
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().expect("eight bytes were taken"),
+        ))
+    }
+
+    fn uuid(&mut self) -> Result<uuid::Uuid, Error> {
+        Ok(uuid::Uuid::from_bytes(
+            self.take(16)?.try_into().expect("sixteen bytes were taken"),
+        ))
+    }
+
+    /// A count of items `width` bytes wide each, refused if the rest could not hold them.
+    fn count(&mut self, width: usize) -> Option<usize> {
+        let count = u64::from_be_bytes(self.take(8).ok()?.try_into().ok()?);
+        let count = usize::try_from(count).ok()?;
+        (count.checked_mul(width)? <= self.bytes.len()).then_some(count)
+    }
+}
+
+fn field_number(field: TransferField) -> u8 {
+    match field {
+        TransferField::DebitAccountId => 1,
+        TransferField::CreditAccountId => 2,
+        TransferField::Amount => 3,
+        TransferField::Currency => 4,
+        TransferField::Code => 5,
+        TransferField::Kind => 6,
+        TransferField::Linked => 7,
+    }
+}
+
+/// Every result in the order of its number: a result's number is its place here.
+const RESULTS_IN_ORDER: [TransferResult; 21] = [
+    TransferResult::Created,
+    TransferResult::Exists,
+    TransferResult::ExistsWithDifferentField {
+        field: TransferField::DebitAccountId,
+    },
+    TransferResult::IdAlreadyFailed,
+    TransferResult::LinkedEventFailed,
+    TransferResult::LinkedEventChainOpen,
+    TransferResult::AmountMustBePositive,
+    TransferResult::AccountsMustBeDifferent,
+    TransferResult::DebitAccountNotFound,
+    TransferResult::CreditAccountNotFound,
+    TransferResult::CurrencyMismatch,
+    TransferResult::ExceedsCredits,
+    TransferResult::ExceedsDebits,
+    TransferResult::Overflow,
+    TransferResult::PendingTransferNotFound,
+    TransferResult::PendingTransferNotPending,
+    TransferResult::PendingTransferAlreadyPosted,
+    TransferResult::PendingTransferAlreadyVoided,
+    TransferResult::PendingTransferExpired,
+    TransferResult::ExceedsPendingAmount,
+    TransferResult::PendingTransferMismatch,
+];
+
+const FIELDS_IN_ORDER: [TransferField; 7] = [
+    TransferField::DebitAccountId,
+    TransferField::CreditAccountId,
+    TransferField::Amount,
+    TransferField::Currency,
+    TransferField::Code,
+    TransferField::Kind,
+    TransferField::Linked,
+];
+
+fn result_numbers(result: TransferResult) -> (u8, u8) {
+    match result {
+        TransferResult::Created => (0, 0),
+        TransferResult::Exists => (1, 0),
+        TransferResult::ExistsWithDifferentField { field } => (2, field_number(field)),
+        TransferResult::IdAlreadyFailed => (3, 0),
+        TransferResult::LinkedEventFailed => (4, 0),
+        TransferResult::LinkedEventChainOpen => (5, 0),
+        TransferResult::AmountMustBePositive => (6, 0),
+        TransferResult::AccountsMustBeDifferent => (7, 0),
+        TransferResult::DebitAccountNotFound => (8, 0),
+        TransferResult::CreditAccountNotFound => (9, 0),
+        TransferResult::CurrencyMismatch => (10, 0),
+        TransferResult::ExceedsCredits => (11, 0),
+        TransferResult::ExceedsDebits => (12, 0),
+        TransferResult::Overflow => (13, 0),
+        TransferResult::PendingTransferNotFound => (14, 0),
+        TransferResult::PendingTransferNotPending => (15, 0),
+        TransferResult::PendingTransferAlreadyPosted => (16, 0),
+        TransferResult::PendingTransferAlreadyVoided => (17, 0),
+        TransferResult::PendingTransferExpired => (18, 0),
+        TransferResult::ExceedsPendingAmount => (19, 0),
+        TransferResult::PendingTransferMismatch => (20, 0),
+    }
+}
+
+/// The result two numbers of [`result_numbers`] stand for, if any.
+fn result_from_numbers(result: u8, field: u8) -> Option<TransferResult> {
+    let decoded = match *RESULTS_IN_ORDER.get(usize::from(result))? {
+        TransferResult::ExistsWithDifferentField { .. } => {
+            TransferResult::ExistsWithDifferentField {
+                field: *FIELDS_IN_ORDER.get(usize::from(field).checked_sub(1)?)?,
+            }
+        }
+        other if field == 0 => other,
+        _ => return None,
+    };
+    // The two tables and the match above must agree; a mismatch is a bug in this file.
+    debug_assert_eq!(result_numbers(decoded), (result, field));
+    Some(decoded)
 }
 
 #[cfg(test)]
@@ -681,6 +889,84 @@ mod batch_hash_tests {
             },
         ];
         (records, failures)
+    }
+
+    #[test]
+    fn bodies_round_trip_and_refuse_what_was_not_encoded() {
+        let (records, mut failures) = batch();
+        failures.extend(RESULTS_IN_ORDER.iter().map(|&result| FailedTransfer {
+            id: transfer(50),
+            result,
+            timestamp: Timestamp::from_micros(3_000),
+        }));
+        failures.extend(FIELDS_IN_ORDER.iter().map(|&field| FailedTransfer {
+            id: transfer(51),
+            result: TransferResult::ExistsWithDifferentField { field },
+            timestamp: Timestamp::from_micros(3_001),
+        }));
+        let body = encode_batch_body(&records, &failures);
+        assert_eq!(
+            decode_batch_body(&body).unwrap(),
+            (records.clone(), failures.clone())
+        );
+        assert_eq!(
+            batch_body_hash(&Hash32::GENESIS, 1, &body),
+            batch_hash(&Hash32::GENESIS, 1, &records, &failures)
+        );
+        assert_eq!(
+            decode_batch_body(&encode_batch_body(&[], &[])).unwrap(),
+            (vec![], vec![])
+        );
+
+        let record_at = |index: usize, offset: usize| 8 + index * BATCH_RECORD_BYTES + offset;
+        let failure_at = 8 + records.len() * BATCH_RECORD_BYTES + 8;
+        type BodyEdit = Box<dyn Fn(&mut Vec<u8>)>;
+        let edits: Vec<(&str, BodyEdit)> = vec![
+            ("cut short", Box::new(|body| body.truncate(body.len() - 1))),
+            ("a byte too many", Box::new(|body| body.push(0))),
+            ("a record count too high", Box::new(|body| body[7] += 1)),
+            (
+                "a currency that is none",
+                Box::new(move |body| body[record_at(0, 56)] = b'e'),
+            ),
+            (
+                "an unknown kind",
+                Box::new(move |body| body[record_at(0, 61)] = 4),
+            ),
+            (
+                "a single with a pending id",
+                Box::new(move |body| body[record_at(0, 62)] = 1),
+            ),
+            (
+                "a post with a timeout",
+                Box::new(move |body| body[record_at(2, 81)] = 1),
+            ),
+            (
+                "linked neither 0 nor 1",
+                Box::new(move |body| body[record_at(0, 82)] = 2),
+            ),
+            (
+                "an unknown cause",
+                Box::new(move |body| body[record_at(0, 83)] = 2),
+            ),
+            (
+                "an unknown result",
+                Box::new(move |body| body[failure_at + 16] = 21),
+            ),
+            (
+                "a field without its result",
+                Box::new(move |body| body[failure_at + 17] = 1),
+            ),
+            (
+                "an unknown field",
+                Box::new(move |body| body[failure_at + BATCH_FAILURE_BYTES + 17] = 8),
+            ),
+        ];
+        for (name, edit) in edits {
+            let mut edited = body.clone();
+            edit(&mut edited);
+            assert!(decode_batch_body(&edited).is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -1,48 +1,52 @@
-//! The ledger's durable history: accounts with their balances, every applied change in order,
-//! the transfer ids that failed, and a hash chain over the batches the single writer commits.
+//! The ledger's durable history: accounts with their balances, every batch the single writer
+//! commits as one compact row, each account's balances after every batch that touched it, every
+//! transfer id the ledger answered for, and a hash chain over the batches.
 //!
-//! The writer applies a batch in memory and then persists it here in one transaction, with a
-//! handful of multi-row statements whatever the batch's size: one statement per row would make
-//! the database, not the fsync of the commit, the limit. Each batch row carries
-//! `batch_hash(previous hash, batch, records, failures)`, so that editing, removing or reordering
-//! anything written breaks the chain at that batch ([`Store::verify_ledger_chain`]).
+//! A batch's records and failures are stored as one fixed-width binary body, the very bytes its
+//! hash covers (`encode_batch_body`): a batch of 8,190 transfers is one row of 1.3 MB plus about one
+//! narrow balance row per account it touched and one 16-byte id per transfer, written with a
+//! handful of multi-row statements, so that the fsync of the commit, not the database's per-row
+//! work, is the limit. Each batch row carries `batch_body_hash(previous hash, batch, body)`, so
+//! that editing, removing or reordering anything written breaks the chain at that batch; the
+//! rows derived from the bodies (balances, ids) are checked against them
+//! ([`Store::verify_ledger_chain`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use agora_domain::audit::Hash32;
 use agora_domain::ledger::{
-    Account, AccountId, BalanceLimit, Balances, FailedTransfer, RecordCause, Transfer,
-    TransferField, TransferId, TransferKind, TransferRecord, TransferResult, batch_hash,
+    Account, AccountId, BalanceLimit, Balances, FailedTransfer, RecordCause, TransferId,
+    TransferRecord, batch_body_hash, decode_batch_body, encode_batch_body,
 };
 use agora_domain::{Error, Result, Timestamp};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection};
 
-use crate::{Store, WriteTx, column, db_error, get, optional_column};
+use crate::{Store, WriteTx, column, db_error, get};
 
 /// The most bind parameters one statement carries: SQLite's limit (PostgreSQL's is 65,535).
 const BIND_PARAMETERS_MAX: usize = 32_766;
 
-/// Rows per page when the chain verification reads records, failures and batches.
-const VERIFY_PAGE_ROWS: usize = 10_000;
+/// Batches read per query when records, failures or the chain are read back: a body holds up to
+/// 8,190 records of 164 bytes, so this bounds one page to about 10 MB.
+const BATCH_PAGE_ROWS: i64 = 8;
 
 const ACCOUNT_COLUMNS: &str = "id, currency, code, balance_limit, debits_pending, debits_posted, \
      credits_pending, credits_posted, created_at_us";
 const ACCOUNT_COLUMN_COUNT: usize = 9;
 
-/// The columns of a record without `seq` and `batch`, which the batch gives, and without the
-/// account keys, which follow from the account ids.
-const RECORD_FIELDS: &str = "transfer_id, debit_account_id, credit_account_id, requested_amount, \
-     currency, code, kind, pending_id, timeout_seconds, linked, cause, amount, timestamp_us, \
-     debit_debits_pending, debit_debits_posted, debit_credits_pending, debit_credits_posted, \
-     credit_debits_pending, credit_debits_posted, credit_credits_pending, credit_credits_posted";
-/// Every column of `ledger_records`: `seq, batch, debit_account_key, credit_account_key` and the fields.
-const RECORD_COLUMN_COUNT: usize = 25;
+const BALANCE_COLUMNS: &str = "batch, account_id, ordinal, prev_batch, first_timestamp_us, \
+     last_timestamp_us, debits_pending, debits_posted, credits_pending, credits_posted";
+const BALANCE_COLUMN_COUNT: usize = 10;
 
-const FAILURE_COLUMNS: &str = "transfer_id, result, result_field, timestamp_us, batch, batch_index";
-const FAILURE_COLUMN_COUNT: usize = 6;
+/// Every this many rows of an account's balance chain, one is marked in `ledger_balance_marks`:
+/// the most rows `balance_as_of` follows back. Stored marks depend on it: it must never change.
+const BALANCE_MARK_EVERY: i64 = 16;
+
+const BATCH_COLUMNS: &str = "batch, first_seq, last_seq, record_count, failure_count, \
+     first_timestamp_us, last_timestamp_us, prev_hash, hash, body";
 
 /// One batch as the writer hands it over, after applying it in memory.
 #[derive(Debug, Clone, Copy)]
@@ -52,8 +56,9 @@ pub struct LedgerBatch<'a> {
     pub records: &'a [TransferRecord],
     /// Transfer ids that failed in this batch; an id is written as failed once.
     pub failures: &'a [FailedTransfer],
-    /// The accounts the batch touched, each once, with their balances after the batch. Only the
-    /// balances of an existing account are updated; an account not yet stored is inserted whole.
+    /// The accounts the batch touched, each once, with their balances after the batch: at least
+    /// every account its records move. Only the balances of an existing account are updated; an
+    /// account not yet stored is inserted whole.
     pub accounts: &'a [Account],
 }
 
@@ -69,15 +74,16 @@ pub struct BatchReceipt {
 /// Where the ledger's hash chain stops matching what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerChainBreak {
-    /// The batch's records or failures are not those it was written with: edited, added,
-    /// removed, renumbered or reordered.
+    /// The batch's records or failures are not those it was written with (edited, added,
+    /// removed, renumbered or reordered), or the rows derived from them (balances after it and
+    /// their chains and marks, answered ids, where an account's chain ends) are not what they give.
     Edited { batch: i64 },
     /// The batch's row is gone: the numbers jump past it, or the chain ends before the head.
     Missing { batch: i64 },
     /// The batch's previous hash is not the hash of the batch before it.
     Unlinked { batch: i64 },
     /// The chain is intact up to this batch, its last, but the head row does not point at it,
-    /// or records, failures or batches are stored past it.
+    /// or batches, balances, marks or answered ids are stored past it (or before the first).
     HeadMismatch { batch: i64 },
 }
 
@@ -98,7 +104,7 @@ impl fmt::Display for LedgerChainBreak {
         match self {
             LedgerChainBreak::Edited { batch } => write!(
                 f,
-                "ledger batch {batch} was changed: its records or failures no longer match its hash"
+                "ledger batch {batch} was changed: its records, its failures or the rows derived from them no longer match its hash"
             ),
             LedgerChainBreak::Missing { batch } => {
                 write!(f, "ledger batch {batch} is missing: batches were removed")
@@ -142,132 +148,6 @@ stored_text!(limit_text, parse_limit, BalanceLimit, "balance limit", {
     BalanceLimit::CreditsMustNotExceedDebits => "credits_must_not_exceed_debits",
 });
 
-stored_text!(cause_text, parse_cause, RecordCause, "record cause", {
-    RecordCause::Transfer => "transfer",
-    RecordCause::Expiry => "expiry",
-});
-
-stored_text!(field_text, parse_field, TransferField, "transfer field", {
-    TransferField::DebitAccountId => "debit_account_id",
-    TransferField::CreditAccountId => "credit_account_id",
-    TransferField::Amount => "amount",
-    TransferField::Currency => "currency",
-    TransferField::Code => "code",
-    TransferField::Kind => "kind",
-    TransferField::Linked => "linked",
-});
-
-/// A result as stored: its name, and the differing field's for `exists_with_different_field`.
-fn result_text(result: TransferResult) -> (&'static str, Option<&'static str>) {
-    let name = match result {
-        TransferResult::ExistsWithDifferentField { field } => {
-            return ("exists_with_different_field", Some(field_text(field)));
-        }
-        TransferResult::Created => "created",
-        TransferResult::Exists => "exists",
-        TransferResult::IdAlreadyFailed => "id_already_failed",
-        TransferResult::LinkedEventFailed => "linked_event_failed",
-        TransferResult::LinkedEventChainOpen => "linked_event_chain_open",
-        TransferResult::AmountMustBePositive => "amount_must_be_positive",
-        TransferResult::AccountsMustBeDifferent => "accounts_must_be_different",
-        TransferResult::DebitAccountNotFound => "debit_account_not_found",
-        TransferResult::CreditAccountNotFound => "credit_account_not_found",
-        TransferResult::CurrencyMismatch => "currency_mismatch",
-        TransferResult::ExceedsCredits => "exceeds_credits",
-        TransferResult::ExceedsDebits => "exceeds_debits",
-        TransferResult::Overflow => "overflow",
-        TransferResult::PendingTransferNotFound => "pending_transfer_not_found",
-        TransferResult::PendingTransferNotPending => "pending_transfer_not_pending",
-        TransferResult::PendingTransferAlreadyPosted => "pending_transfer_already_posted",
-        TransferResult::PendingTransferAlreadyVoided => "pending_transfer_already_voided",
-        TransferResult::PendingTransferExpired => "pending_transfer_expired",
-        TransferResult::ExceedsPendingAmount => "exceeds_pending_amount",
-        TransferResult::PendingTransferMismatch => "pending_transfer_mismatch",
-    };
-    (name, None)
-}
-
-fn parse_result(name: &str, field: Option<&str>) -> Result<TransferResult> {
-    Ok(match name {
-        "exists_with_different_field" => {
-            let field = field.ok_or_else(|| {
-                Error::Internal(
-                    "the ledger holds an exists_with_different_field failure without its field"
-                        .into(),
-                )
-            })?;
-            TransferResult::ExistsWithDifferentField {
-                field: parse_field(field)?,
-            }
-        }
-        "created" => TransferResult::Created,
-        "exists" => TransferResult::Exists,
-        "id_already_failed" => TransferResult::IdAlreadyFailed,
-        "linked_event_failed" => TransferResult::LinkedEventFailed,
-        "linked_event_chain_open" => TransferResult::LinkedEventChainOpen,
-        "amount_must_be_positive" => TransferResult::AmountMustBePositive,
-        "accounts_must_be_different" => TransferResult::AccountsMustBeDifferent,
-        "debit_account_not_found" => TransferResult::DebitAccountNotFound,
-        "credit_account_not_found" => TransferResult::CreditAccountNotFound,
-        "currency_mismatch" => TransferResult::CurrencyMismatch,
-        "exceeds_credits" => TransferResult::ExceedsCredits,
-        "exceeds_debits" => TransferResult::ExceedsDebits,
-        "overflow" => TransferResult::Overflow,
-        "pending_transfer_not_found" => TransferResult::PendingTransferNotFound,
-        "pending_transfer_not_pending" => TransferResult::PendingTransferNotPending,
-        "pending_transfer_already_posted" => TransferResult::PendingTransferAlreadyPosted,
-        "pending_transfer_already_voided" => TransferResult::PendingTransferAlreadyVoided,
-        "pending_transfer_expired" => TransferResult::PendingTransferExpired,
-        "exceeds_pending_amount" => TransferResult::ExceedsPendingAmount,
-        "pending_transfer_mismatch" => TransferResult::PendingTransferMismatch,
-        other => {
-            return Err(Error::Internal(format!(
-                "the ledger holds an unknown transfer result `{other}`"
-            )));
-        }
-    })
-}
-
-/// A kind as stored: its name, the pending transfer it resolves, and a pending one's timeout.
-fn kind_columns(kind: TransferKind) -> (&'static str, Option<TransferId>, Option<i64>) {
-    match kind {
-        TransferKind::Single => ("single", None, None),
-        TransferKind::Pending { timeout_seconds } => {
-            ("pending", None, Some(i64::from(timeout_seconds)))
-        }
-        TransferKind::PostPending { pending_id } => ("post_pending", Some(pending_id), None),
-        TransferKind::VoidPending { pending_id } => ("void_pending", Some(pending_id), None),
-    }
-}
-
-fn kind_from_row(row: &AnyRow) -> Result<TransferKind> {
-    let kind: String = get(row, "kind")?;
-    let pending_id = || {
-        optional_column::<TransferId>(row, "pending_id")?.ok_or_else(|| {
-            Error::Internal(format!(
-                "the ledger holds a {kind} record without its pending_id"
-            ))
-        })
-    };
-    Ok(match kind.as_str() {
-        "single" => TransferKind::Single,
-        "pending" => TransferKind::Pending {
-            timeout_seconds: integer(row, "timeout_seconds")?,
-        },
-        "post_pending" => TransferKind::PostPending {
-            pending_id: pending_id()?,
-        },
-        "void_pending" => TransferKind::VoidPending {
-            pending_id: pending_id()?,
-        },
-        other => {
-            return Err(Error::Internal(format!(
-                "the ledger holds an unknown transfer kind `{other}`"
-            )));
-        }
-    })
-}
-
 /// Reads a BIGINT column into a narrower integer, refusing a value it cannot hold.
 fn integer<T: TryFrom<i64>>(row: &AnyRow, name: &str) -> Result<T> {
     let value: i64 = get(row, name)?;
@@ -297,53 +177,6 @@ fn account_from_row(row: &AnyRow) -> Result<Account> {
         credits_posted: balances.credits_posted,
         created_at: Timestamp::from_micros(get(row, "created_at_us")?),
     })
-}
-
-fn record_from_row(row: &AnyRow) -> Result<TransferRecord> {
-    Ok(TransferRecord {
-        transfer: Transfer {
-            id: column(row, "transfer_id")?,
-            debit_account_id: column(row, "debit_account_id")?,
-            credit_account_id: column(row, "credit_account_id")?,
-            amount: get(row, "requested_amount")?,
-            currency: column(row, "currency")?,
-            code: integer(row, "code")?,
-            kind: kind_from_row(row)?,
-            linked: integer::<u8>(row, "linked")? == 1,
-        },
-        cause: parse_cause(&get::<String>(row, "cause")?)?,
-        timestamp: Timestamp::from_micros(get(row, "timestamp_us")?),
-        amount: get(row, "amount")?,
-        debit_after: balances_from_row(row, "debit_")?,
-        credit_after: balances_from_row(row, "credit_")?,
-    })
-}
-
-fn failure_from_row(row: &AnyRow) -> Result<FailedTransfer> {
-    let result_field: Option<String> = get(row, "result_field")?;
-    Ok(FailedTransfer {
-        id: column(row, "transfer_id")?,
-        result: parse_result(&get::<String>(row, "result")?, result_field.as_deref())?,
-        timestamp: Timestamp::from_micros(get(row, "timestamp_us")?),
-    })
-}
-
-/// The 64-bit key that `ledger_records` indexes an account's history by: eight bytes compare and
-/// store far more cheaply than the 36-character id, which makes a batch's writes to the two
-/// per-account indexes markedly faster. It is splitmix64's finalizer over the id's 128 bits; rows
-/// hold it, so it must never change. Different accounts may share a key: every query by key also
-/// compares the id, and a shared key only lengthens an index scan.
-fn account_key(id: AccountId) -> i64 {
-    fn mix(mut bits: u64) -> u64 {
-        bits = (bits ^ (bits >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        bits = (bits ^ (bits >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        bits ^ (bits >> 31)
-    }
-    let bits = id.as_uuid().as_u128();
-    let high = (bits >> 64) as u64;
-    let low = bits as u64;
-    // Reinterpreting the bits as a signed BIGINT: the sign carries no meaning.
-    mix(high ^ mix(low)) as i64
 }
 
 /// How a multi-row statement marks its bind parameters.
@@ -440,42 +273,11 @@ fn bind_account<'q>(query: AnyQuery<'q>, account: &'q Account) -> AnyQuery<'q> {
         .bind(account.created_at.as_micros())
 }
 
-fn bind_balances<'q>(query: AnyQuery<'q>, balances: &Balances) -> AnyQuery<'q> {
-    query
-        .bind(balances.debits_pending)
-        .bind(balances.debits_posted)
-        .bind(balances.credits_pending)
-        .bind(balances.credits_posted)
-}
-
-fn bind_record<'q>(
-    query: AnyQuery<'q>,
-    seq: i64,
-    batch: i64,
-    record: &'q TransferRecord,
-) -> AnyQuery<'q> {
-    let transfer = &record.transfer;
-    let (kind, pending_id, timeout_seconds) = kind_columns(transfer.kind);
-    let query = query
-        .bind(seq)
-        .bind(batch)
-        .bind(account_key(transfer.debit_account_id))
-        .bind(account_key(transfer.credit_account_id))
-        .bind(transfer.id.to_string())
-        .bind(transfer.debit_account_id.to_string())
-        .bind(transfer.credit_account_id.to_string())
-        .bind(transfer.amount)
-        .bind(transfer.currency.code())
-        .bind(i64::from(transfer.code))
-        .bind(kind)
-        .bind(pending_id.map(|id| id.to_string()))
-        .bind(timeout_seconds)
-        .bind(i64::from(transfer.linked))
-        .bind(cause_text(record.cause))
-        .bind(record.amount)
-        .bind(record.timestamp.as_micros());
-    let query = bind_balances(query, &record.debit_after);
-    bind_balances(query, &record.credit_after)
+/// Where an account's balance chain ends: the batch of its latest row, and how many it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ChainEnd {
+    batch: Option<i64>,
+    count: i64,
 }
 
 /// Inserts or updates accounts in as few statements as the parameter limit allows.
@@ -500,14 +302,121 @@ async fn write_accounts(
     Ok(())
 }
 
+/// An account's balances after one batch, as a row of `ledger_balances`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct BalanceRow {
+    account_id: [u8; 16],
+    ordinal: i64,
+    prev_batch: Option<i64>,
+    first_timestamp_us: i64,
+    last_timestamp_us: i64,
+    balances: (i64, i64, i64, i64),
+}
+
+impl BalanceRow {
+    fn balances(&self) -> Balances {
+        let (debits_pending, debits_posted, credits_pending, credits_posted) = self.balances;
+        Balances {
+            debits_pending,
+            debits_posted,
+            credits_pending,
+            credits_posted,
+        }
+    }
+
+    fn marked(&self) -> bool {
+        self.ordinal % BALANCE_MARK_EVERY == 0
+    }
+}
+
+fn balance_tuple(balances: &Balances) -> (i64, i64, i64, i64) {
+    (
+        balances.debits_pending,
+        balances.debits_posted,
+        balances.credits_pending,
+        balances.credits_posted,
+    )
+}
+
+/// The balance rows a batch's records give: one per account they touch, in the order of first
+/// touch, with the times of its first and last record there and the balances after its last,
+/// not linked yet (see [`link_balance_rows`]).
+fn balance_rows(records: &[TransferRecord]) -> Vec<(AccountId, BalanceRow)> {
+    let mut rows: Vec<(AccountId, BalanceRow)> = Vec::new();
+    let mut places: HashMap<AccountId, usize> = HashMap::new();
+    for record in records {
+        let at = record.timestamp.as_micros();
+        for (account_id, after) in [
+            (record.transfer.debit_account_id, &record.debit_after),
+            (record.transfer.credit_account_id, &record.credit_after),
+        ] {
+            match places.entry(account_id) {
+                std::collections::hash_map::Entry::Occupied(place) => {
+                    let row = &mut rows[*place.get()].1;
+                    row.last_timestamp_us = at;
+                    row.balances = balance_tuple(after);
+                }
+                std::collections::hash_map::Entry::Vacant(place) => {
+                    place.insert(rows.len());
+                    rows.push((
+                        account_id,
+                        BalanceRow {
+                            account_id: account_id.as_uuid().into_bytes(),
+                            ordinal: 0,
+                            prev_batch: None,
+                            first_timestamp_us: at,
+                            last_timestamp_us: at,
+                            balances: balance_tuple(after),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Links a batch's balance rows to the ends of their accounts' chains in `ends`, and moves
+/// those ends past them: what the append does in SQL, for the verification to compare with.
+fn link_balance_rows(
+    batch: i64,
+    rows: Vec<(AccountId, BalanceRow)>,
+    ends: &mut HashMap<[u8; 16], ChainEnd>,
+) -> Vec<BalanceRow> {
+    rows.into_iter()
+        .map(|(_, mut row)| {
+            let end = ends.entry(row.account_id).or_default();
+            row.ordinal = end.count + 1;
+            row.prev_batch = end.batch;
+            *end = ChainEnd {
+                batch: Some(batch),
+                count: row.ordinal,
+            };
+            row
+        })
+        .collect()
+}
+
+/// The ids a batch answers for durably: its clients' applied transfers (not expiries) and its failures.
+fn answered_ids(records: &[TransferRecord], failures: &[FailedTransfer]) -> Vec<[u8; 16]> {
+    records
+        .iter()
+        .filter(|record| record.cause == RecordCause::Transfer)
+        .map(|record| record.transfer.id)
+        .chain(failures.iter().map(|failure| failure.id))
+        .map(|id| id.as_uuid().into_bytes())
+        .collect()
+}
+
 impl WriteTx {
     /// Stores new accounts; an account whose id is already stored is left as it is.
     pub async fn insert_ledger_accounts(&mut self, accounts: &[Account]) -> Result<()> {
         write_accounts(self.conn(), accounts, "ON CONFLICT (id) DO NOTHING").await
     }
 
-    /// Appends one batch at the end of the ledger's history: its records with consecutive
-    /// sequence numbers, its failures, the touched accounts' balances, and its link in the chain.
+    /// Appends one batch at the end of the ledger's history: its body with its link in the chain,
+    /// the balances after it of every account it touched, the ids it answered for, and the
+    /// touched accounts' current balances. Its records take the next sequence numbers.
     ///
     /// The head row is updated first, which serializes appends (a row lock on PostgreSQL until
     /// commit; SQLite has a single writer anyway): batch and sequence numbers are consecutive,
@@ -523,15 +432,41 @@ impl WriteTx {
             // last. Refuse on both: the writer hands over each account's final state once.
             return Err(Error::invalid(
                 "accounts",
-                format!("account {} appears twice in one ledger batch", twice.id),
+                format!(
+                    "account {twice} appears twice in one ledger batch",
+                    twice = twice.id
+                ),
             ));
+        }
+        if let Some(missing) = batch.records.iter().find_map(|record| {
+            [
+                record.transfer.debit_account_id,
+                record.transfer.credit_account_id,
+            ]
+            .into_iter()
+            .find(|id| !touched.contains(id))
+        }) {
+            return Err(Error::invalid(
+                "accounts",
+                format!(
+                    "account {missing} moves in the ledger batch but its balances are not handed over"
+                ),
+            ));
+        }
+        if let Some(pair) = batch
+            .records
+            .windows(2)
+            .find(|pair| pair[1].timestamp <= pair[0].timestamp)
+        {
+            return Err(not_later(&pair[1]));
         }
         let record_count =
             i64::try_from(batch.records.len()).expect("a slice's length fits in i64");
         let failure_count =
             i64::try_from(batch.failures.len()).expect("a slice's length fits in i64");
         let head = sqlx::query(
-            "UPDATE ledger_head SET batch = batch + 1, seq = seq + $1 WHERE id = 1 RETURNING batch, seq, hash",
+            "UPDATE ledger_head SET batch = batch + 1, seq = seq + $1 WHERE id = 1 \
+             RETURNING batch, seq, hash, timestamp_us",
         )
         .bind(record_count)
         .fetch_one(self.conn())
@@ -540,72 +475,113 @@ impl WriteTx {
         let number: i64 = get(&head, "batch")?;
         let last_seq: i64 = get(&head, "seq")?;
         let prev_hash = Hash32::from_slice(&get::<Vec<u8>>(&head, "hash")?)?;
+        let head_timestamp: Option<i64> = get(&head, "timestamp_us")?;
+        if let (Some(first), Some(latest)) = (batch.records.first(), head_timestamp)
+            && first.timestamp.as_micros() <= latest
+        {
+            return Err(not_later(first));
+        }
         let first_seq = last_seq - record_count + 1;
-        let hash = batch_hash(&prev_hash, number, batch.records, batch.failures);
-        sqlx::query("UPDATE ledger_head SET hash = $1 WHERE id = 1")
-            .bind(hash.0.to_vec())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        let first_timestamp = batch.records.first().map(|r| r.timestamp.as_micros());
+        let last_timestamp = batch.records.last().map(|r| r.timestamp.as_micros());
+        let body = encode_batch_body(batch.records, batch.failures);
+        let hash = batch_body_hash(&prev_hash, number, &body);
         sqlx::query(
-            "INSERT INTO ledger_batches (batch, first_seq, last_seq, record_count, failure_count, prev_hash, hash, committed_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "UPDATE ledger_head SET hash = $1, timestamp_us = COALESCE($2, timestamp_us) WHERE id = 1",
         )
+        .bind(hash.0.to_vec())
+        .bind(last_timestamp)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        sqlx::query(&format!(
+            "INSERT INTO ledger_batches ({BATCH_COLUMNS}, committed_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
         .bind(number)
         .bind(first_seq)
         .bind(last_seq)
         .bind(record_count)
         .bind(failure_count)
+        .bind(first_timestamp)
+        .bind(last_timestamp)
         .bind(prev_hash.0.to_vec())
         .bind(hash.0.to_vec())
+        .bind(body)
         .bind(Timestamp::now().as_micros())
         .execute(self.conn())
         .await
         .map_err(db_error)?;
 
         let placeholders = Placeholders::of(self.conn());
-        let columns = format!("seq, batch, debit_account_key, credit_account_key, {RECORD_FIELDS}");
-        let rows_max = BIND_PARAMETERS_MAX / RECORD_COLUMN_COUNT;
-        let mut seq = first_seq;
-        for chunk in statement_chunks(batch.records, rows_max) {
+        // The rows go in as first rows of their chains; one statement each then links them to
+        // where ledger_balance_ends says their chains ended, moves those ends past them, and
+        // marks every BALANCE_MARK_EVERY-th: set-based, so each costs a lookup per row inside
+        // the database rather than parameters or round trips.
+        let rows = balance_rows(batch.records);
+        for chunk in statement_chunks(&rows, BIND_PARAMETERS_MAX / BALANCE_COLUMN_COUNT) {
             let sql = multi_row_insert(
                 placeholders,
-                "ledger_records",
-                &columns,
-                RECORD_COLUMN_COUNT,
+                "ledger_balances",
+                BALANCE_COLUMNS,
+                BALANCE_COLUMN_COUNT,
                 chunk.len(),
                 "",
             );
             let mut query = sqlx::query(&sql);
-            for record in chunk {
-                query = bind_record(query, seq, number, record);
-                seq += 1;
+            for (_, row) in chunk {
+                query = query
+                    .bind(number)
+                    .bind(row.account_id.to_vec())
+                    .bind(1_i64)
+                    .bind(None::<i64>)
+                    .bind(row.first_timestamp_us)
+                    .bind(row.last_timestamp_us)
+                    .bind(row.balances.0)
+                    .bind(row.balances.1)
+                    .bind(row.balances.2)
+                    .bind(row.balances.3);
             }
             query.execute(self.conn()).await.map_err(db_error)?;
         }
+        for sql in [
+            "UPDATE ledger_balances SET \
+             ordinal = 1 + COALESCE((SELECT e.row_count FROM ledger_balance_ends e \
+                 WHERE e.account_id = ledger_balances.account_id), 0), \
+             prev_batch = (SELECT e.batch FROM ledger_balance_ends e \
+                 WHERE e.account_id = ledger_balances.account_id) \
+             WHERE batch = $1"
+                .to_owned(),
+            "INSERT INTO ledger_balance_ends (account_id, batch, row_count) \
+             SELECT account_id, batch, ordinal FROM ledger_balances WHERE batch = $1 \
+             ON CONFLICT (account_id) DO UPDATE SET batch = excluded.batch, row_count = excluded.row_count"
+                .to_owned(),
+            format!(
+                "INSERT INTO ledger_balance_marks (account_id, first_timestamp_us, batch) \
+                 SELECT account_id, first_timestamp_us, batch FROM ledger_balances \
+                 WHERE batch = $1 AND ordinal % {BALANCE_MARK_EVERY} = 0"
+            ),
+        ] {
+            sqlx::query(&sql)
+                .bind(number)
+                .execute(self.conn())
+                .await
+                .map_err(db_error)?;
+        }
 
-        let rows_max = BIND_PARAMETERS_MAX / FAILURE_COLUMN_COUNT;
-        let mut batch_index: i64 = 0;
-        for chunk in statement_chunks(batch.failures, rows_max) {
+        let ids = answered_ids(batch.records, batch.failures);
+        for chunk in statement_chunks(&ids, BIND_PARAMETERS_MAX / 2) {
             let sql = multi_row_insert(
                 placeholders,
-                "ledger_failures",
-                FAILURE_COLUMNS,
-                FAILURE_COLUMN_COUNT,
+                "ledger_transfer_ids",
+                "transfer_id, batch",
+                2,
                 chunk.len(),
                 "",
             );
             let mut query = sqlx::query(&sql);
-            for failure in chunk {
-                let (result, result_field) = result_text(failure.result);
-                query = query
-                    .bind(failure.id.to_string())
-                    .bind(result)
-                    .bind(result_field)
-                    .bind(failure.timestamp.as_micros())
-                    .bind(number)
-                    .bind(batch_index);
-                batch_index += 1;
+            for id in chunk {
+                query = query.bind(id.to_vec()).bind(number);
             }
             query.execute(self.conn()).await.map_err(db_error)?;
         }
@@ -625,15 +601,49 @@ impl WriteTx {
     }
 }
 
-/// A batch's row as stored.
+fn not_later(record: &TransferRecord) -> Error {
+    Error::Conflict(format!(
+        "the record of {} is not later than the record before it",
+        record.transfer.id
+    ))
+}
+
+/// A batch's row as stored. Hashes stay raw bytes: one of the wrong length is an edit to report,
+/// not an error.
 struct StoredBatch {
     batch: i64,
     first_seq: i64,
     last_seq: i64,
     record_count: i64,
     failure_count: i64,
-    prev_hash: Hash32,
-    hash: Hash32,
+    first_timestamp_us: Option<i64>,
+    last_timestamp_us: Option<i64>,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl StoredBatch {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            batch: get(row, "batch")?,
+            first_seq: get(row, "first_seq")?,
+            last_seq: get(row, "last_seq")?,
+            record_count: get(row, "record_count")?,
+            failure_count: get(row, "failure_count")?,
+            first_timestamp_us: get(row, "first_timestamp_us")?,
+            last_timestamp_us: get(row, "last_timestamp_us")?,
+            prev_hash: get(row, "prev_hash")?,
+            hash: get(row, "hash")?,
+            body: get(row, "body")?,
+        })
+    }
+
+    /// The records and failures of the body; an error if it does not decode.
+    fn decode(&self) -> Result<(Vec<TransferRecord>, Vec<FailedTransfer>)> {
+        decode_batch_body(&self.body)
+            .map_err(|e| Error::Internal(format!("ledger batch {}: {e}", self.batch)))
+    }
 }
 
 /// The head row: the last batch's number, the last record's sequence number, the last hash.
@@ -643,108 +653,24 @@ struct StoredHead {
     hash: Hash32,
 }
 
-/// A record as the chain verification reads it.
-struct StoredRecord {
-    seq: i64,
-    batch: i64,
-    /// `None` when the stored fields are not a record at all: someone wrote them by hand. It
-    /// holds only when the stored account keys are also those the account ids give.
-    record: Option<TransferRecord>,
-}
-
-/// Reads records in sequence order, a page at a time, up to a bound fixed at the start.
-struct RecordPages {
-    after_seq: i64,
-    last_seq: i64,
-    buffer: VecDeque<StoredRecord>,
-    exhausted: bool,
-}
-
-impl RecordPages {
-    /// The next record if its sequence number is at most `seq_max`.
-    async fn next_until(&mut self, store: &Store, seq_max: i64) -> Result<Option<StoredRecord>> {
-        if self.buffer.is_empty() && !self.exhausted {
-            let sql = format!(
-                "SELECT seq, batch, debit_account_key, credit_account_key, {RECORD_FIELDS} FROM ledger_records \
-                 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(self.after_seq)
-                .bind(self.last_seq)
-                .bind(VERIFY_PAGE_ROWS as i64)
-                .fetch_all(store.pool())
-                .await
-                .map_err(db_error)?;
-            self.exhausted = rows.len() < VERIFY_PAGE_ROWS;
-            for row in &rows {
-                let keys = (
-                    get::<i64>(row, "debit_account_key")?,
-                    get::<i64>(row, "credit_account_key")?,
-                );
-                let record = record_from_row(row).ok().filter(|record| {
-                    keys == (
-                        account_key(record.transfer.debit_account_id),
-                        account_key(record.transfer.credit_account_id),
-                    )
-                });
-                let stored = StoredRecord {
-                    seq: get(row, "seq")?,
-                    batch: get(row, "batch")?,
-                    record,
-                };
-                self.after_seq = stored.seq;
-                self.buffer.push_back(stored);
-            }
-        }
-        Ok(match self.buffer.front() {
-            Some(stored) if stored.seq <= seq_max => self.buffer.pop_front(),
-            _ => None,
-        })
-    }
-}
-
-/// Reads failures in (batch, place in the batch) order, a page at a time, up to a bound batch.
-/// Each comes with its batch, and is `None` when its stored fields are not a failure at all.
-struct FailurePages {
-    after: (i64, i64),
-    last_batch: i64,
-    buffer: VecDeque<(i64, Option<FailedTransfer>)>,
-    exhausted: bool,
-}
-
-impl FailurePages {
-    /// The next failure (batch, failure) if its batch is at most `batch_max`.
-    async fn next_until(
-        &mut self,
-        store: &Store,
-        batch_max: i64,
-    ) -> Result<Option<(i64, Option<FailedTransfer>)>> {
-        if self.buffer.is_empty() && !self.exhausted {
-            let sql = format!(
-                "SELECT {FAILURE_COLUMNS} FROM ledger_failures \
-                 WHERE (batch > $1 OR (batch = $1 AND batch_index > $2)) AND batch <= $3 \
-                 ORDER BY batch, batch_index LIMIT $4"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(self.after.0)
-                .bind(self.after.1)
-                .bind(self.last_batch)
-                .bind(VERIFY_PAGE_ROWS as i64)
-                .fetch_all(store.pool())
-                .await
-                .map_err(db_error)?;
-            self.exhausted = rows.len() < VERIFY_PAGE_ROWS;
-            for row in &rows {
-                let batch: i64 = get(row, "batch")?;
-                self.buffer.push_back((batch, failure_from_row(row).ok()));
-                self.after = (batch, get(row, "batch_index")?);
-            }
-        }
-        Ok(match self.buffer.front() {
-            Some((batch, _)) if *batch <= batch_max => self.buffer.pop_front(),
-            _ => None,
-        })
-    }
+fn balance_row(row: &AnyRow) -> Result<Option<BalanceRow>> {
+    let account_id: Vec<u8> = get(row, "account_id")?;
+    let Ok(account_id) = <[u8; 16]>::try_from(account_id.as_slice()) else {
+        return Ok(None);
+    };
+    Ok(Some(BalanceRow {
+        account_id,
+        ordinal: get(row, "ordinal")?,
+        prev_batch: get(row, "prev_batch")?,
+        first_timestamp_us: get(row, "first_timestamp_us")?,
+        last_timestamp_us: get(row, "last_timestamp_us")?,
+        balances: (
+            get(row, "debits_pending")?,
+            get(row, "debits_posted")?,
+            get(row, "credits_pending")?,
+            get(row, "credits_posted")?,
+        ),
+    }))
 }
 
 impl Store {
@@ -758,6 +684,18 @@ impl Store {
             seq: get(&row, "seq")?,
             hash: Hash32::from_slice(&get::<Vec<u8>>(&row, "hash")?)?,
         })
+    }
+
+    async fn ledger_batch(&self, batch: i64) -> Result<StoredBatch> {
+        let row = sqlx::query(&format!(
+            "SELECT {BATCH_COLUMNS} FROM ledger_batches WHERE batch = $1"
+        ))
+        .bind(batch)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::Internal(format!("ledger batch {batch} is not stored")))?;
+        StoredBatch::from_row(&row)
     }
 
     /// Every account with its current balances, in id order.
@@ -788,43 +726,81 @@ impl Store {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<(i64, TransferRecord)>> {
-        let sql = format!(
-            "SELECT seq, {RECORD_FIELDS} FROM ledger_records WHERE seq > $1 ORDER BY seq LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after_seq)
-            .bind(i64::from(limit))
+        let limit = limit as usize;
+        let mut page = Vec::new();
+        // Batches with records have strictly increasing last sequence numbers.
+        let mut after_last_seq = after_seq;
+        while page.len() < limit {
+            let rows = sqlx::query(&format!(
+                "SELECT {BATCH_COLUMNS} FROM ledger_batches WHERE last_seq > $1 AND record_count > 0 \
+                 ORDER BY last_seq LIMIT $2"
+            ))
+            .bind(after_last_seq)
+            .bind(BATCH_PAGE_ROWS)
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        rows.iter()
-            .map(|row| Ok((get(row, "seq")?, record_from_row(row)?)))
-            .collect()
+            for row in &rows {
+                let stored = StoredBatch::from_row(row)?;
+                let (records, _) = stored.decode()?;
+                let numbered = (stored.first_seq..).zip(records);
+                page.extend(
+                    numbered
+                        .filter(|(seq, _)| *seq > after_seq)
+                        .take(limit - page.len()),
+                );
+                after_last_seq = stored.last_seq;
+                if page.len() == limit {
+                    break;
+                }
+            }
+            if rows.len() < BATCH_PAGE_ROWS as usize {
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// Every failed transfer id, in the order the failures were written.
     pub async fn ledger_failures(&self) -> Result<Vec<FailedTransfer>> {
-        let sql =
-            format!("SELECT {FAILURE_COLUMNS} FROM ledger_failures ORDER BY batch, batch_index");
-        let rows = sqlx::query(&sql)
+        let mut failures = Vec::new();
+        let mut after_batch = 0;
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {BATCH_COLUMNS} FROM ledger_batches WHERE batch > $1 AND failure_count > 0 \
+                 ORDER BY batch LIMIT $2"
+            ))
+            .bind(after_batch)
+            .bind(BATCH_PAGE_ROWS)
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        rows.iter().map(failure_from_row).collect()
+            for row in &rows {
+                let stored = StoredBatch::from_row(row)?;
+                failures.extend(stored.decode()?.1);
+                after_batch = stored.batch;
+            }
+            if rows.len() < BATCH_PAGE_ROWS as usize {
+                return Ok(failures);
+            }
+        }
     }
 
     /// The record of a client's transfer (not of its expiry), if it was applied.
     pub async fn ledger_transfer(&self, id: TransferId) -> Result<Option<TransferRecord>> {
-        let sql = format!(
-            "SELECT {RECORD_FIELDS} FROM ledger_records WHERE transfer_id = $1 AND cause = $2"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .bind(cause_text(RecordCause::Transfer))
+        let found = sqlx::query("SELECT batch FROM ledger_transfer_ids WHERE transfer_id = $1")
+            .bind(id.as_uuid().as_bytes().to_vec())
             .fetch_optional(self.pool())
             .await
             .map_err(db_error)?;
-        row.as_ref().map(record_from_row).transpose()
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let (records, _) = self.ledger_batch(get(&found, "batch")?).await?.decode()?;
+        // A failed id is stored too, and has no record.
+        Ok(records
+            .into_iter()
+            .find(|record| record.transfer.id == id && record.cause == RecordCause::Transfer))
     }
 
     /// An account's balances as of `at`: `None` if the account did not exist yet (or at all),
@@ -835,77 +811,112 @@ impl Store {
         account_id: AccountId,
         at: Timestamp,
     ) -> Result<Option<Balances>> {
-        let id = account_id.to_string();
-        let created = sqlx::query("SELECT created_at_us FROM ledger_accounts WHERE id = $1")
-            .bind(id.as_str())
+        let account = sqlx::query("SELECT created_at_us FROM ledger_accounts WHERE id = $1")
+            .bind(account_id.to_string())
             .fetch_optional(self.pool())
             .await
             .map_err(db_error)?;
-        let Some(created) = created else {
+        let Some(account) = account else {
             return Ok(None);
         };
-        if Timestamp::from_micros(get(&created, "created_at_us")?) > at {
+        if Timestamp::from_micros(get(&account, "created_at_us")?) > at {
             return Ok(None);
         }
-        // The latest record on each side, through its (account key, time) index; then the later of the two.
-        let side = |side: &str| {
-            format!(
-                "SELECT * FROM (SELECT timestamp_us, {side}_debits_pending AS debits_pending, \
-                 {side}_debits_posted AS debits_posted, {side}_credits_pending AS credits_pending, \
-                 {side}_credits_posted AS credits_posted FROM ledger_records \
-                 WHERE {side}_account_key = $1 AND {side}_account_id = $2 AND timestamp_us <= $3 \
-                 ORDER BY timestamp_us DESC LIMIT 1) AS {side}_side"
-            )
+        let id_bytes = account_id.as_uuid().as_bytes().to_vec();
+        // The account's rows are chained backwards from its latest; the first mark after `at`
+        // is at most BALANCE_MARK_EVERY rows past the row that answers, and so is the latest row
+        // when no mark comes after `at`.
+        let mark = sqlx::query(
+            "SELECT batch FROM ledger_balance_marks WHERE account_id = $1 AND first_timestamp_us > $2 \
+             ORDER BY first_timestamp_us LIMIT 1",
+        )
+        .bind(id_bytes.as_slice())
+        .bind(at.as_micros())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        let start = match mark {
+            Some(mark) => Some(mark),
+            None => sqlx::query("SELECT batch FROM ledger_balance_ends WHERE account_id = $1")
+                .bind(id_bytes.as_slice())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?,
         };
-        let sql = format!(
-            "{} UNION ALL {} ORDER BY timestamp_us DESC LIMIT 1",
-            side("debit"),
-            side("credit")
-        );
-        let latest = sqlx::query(&sql)
-            .bind(account_key(account_id))
-            .bind(id.as_str())
-            .bind(at.as_micros())
+        let mut next = start.map(|start| get::<i64>(&start, "batch")).transpose()?;
+        let broken = |what: &str| {
+            Error::Internal(format!(
+                "the balance chain of account {account_id} is broken: {what}"
+            ))
+        };
+        for _ in 0..=BALANCE_MARK_EVERY {
+            let Some(batch) = next else {
+                // Nothing moved on the account at or before `at`.
+                return Ok(Some(Balances::default()));
+            };
+            let row = sqlx::query(&format!(
+                "SELECT {BALANCE_COLUMNS} FROM ledger_balances WHERE batch = $1 AND account_id = $2"
+            ))
+            .bind(batch)
+            .bind(id_bytes.as_slice())
             .fetch_optional(self.pool())
             .await
-            .map_err(db_error)?;
-        match latest {
-            Some(row) => balances_from_row(&row, "").map(Some),
-            None => Ok(Some(Balances::default())),
+            .map_err(db_error)?
+            .ok_or_else(|| broken(&format!("batch {batch} holds no row of it")))?;
+            let row = balance_row(&row)?.ok_or_else(|| broken("a malformed account id"))?;
+            if row.first_timestamp_us > at.as_micros() {
+                next = row.prev_batch;
+                continue;
+            }
+            if row.last_timestamp_us <= at.as_micros() {
+                return Ok(Some(row.balances()));
+            }
+            // `at` falls inside that batch: its last record at or before `at` on the account says.
+            let (records, _) = self.ledger_batch(batch).await?.decode()?;
+            return records
+                .iter()
+                .rev()
+                .filter(|record| record.timestamp <= at)
+                .find_map(|record| {
+                    if record.transfer.debit_account_id == account_id {
+                        Some(record.debit_after)
+                    } else if record.transfer.credit_account_id == account_id {
+                        Some(record.credit_after)
+                    } else {
+                        None
+                    }
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    broken(&format!("batch {batch} does not move it when its row says"))
+                });
         }
+        Err(broken("longer than its marks allow"))
     }
 
-    /// Recomputes every batch's hash from its stored records and failures and checks every link,
-    /// up to the head as it is when the check starts (batches committed meanwhile are left for
-    /// the next check). Returns the number of the last batch (0 for an empty ledger), or where the
-    /// chain first breaks. Reads a page at a time: memory stays bounded by one batch.
+    /// Recomputes every batch's hash from its stored body and checks every link, and that the
+    /// rows derived from the bodies (balances after each batch with their chains and marks,
+    /// answered ids, where each account's chain ends) are exactly what the bodies give, up to the
+    /// head as it is when the check starts (batches committed meanwhile are left for the next
+    /// check). Returns the number of the last batch (0 for an empty ledger), or where the chain
+    /// first breaks. Reads a few batches at a time: memory stays bounded by a page of batches
+    /// and one entry per account.
     pub async fn verify_ledger_chain(&self) -> Result<Result<i64, LedgerChainBreak>> {
         let head = self.ledger_head().await?;
-        let mut records = RecordPages {
-            after_seq: 0,
-            last_seq: head.seq,
-            buffer: VecDeque::new(),
-            exhausted: false,
-        };
-        let mut failures = FailurePages {
-            after: (0, -1),
-            last_batch: head.batch,
-            buffer: VecDeque::new(),
-            exhausted: false,
-        };
+        let mut ends: HashMap<[u8; 16], ChainEnd> = HashMap::new();
         let mut previous = StoredHead {
             batch: 0,
             seq: 0,
             hash: Hash32::GENESIS,
         };
         loop {
-            let rows = sqlx::query(
-                "SELECT batch, first_seq, last_seq, record_count, failure_count, prev_hash, hash FROM ledger_batches \
-                 WHERE batch > $1 AND batch <= $2 ORDER BY batch LIMIT $3",
-            )
+            let rows = sqlx::query(&format!(
+                "SELECT {BATCH_COLUMNS} FROM ledger_batches \
+                 WHERE batch > $1 AND batch <= $2 ORDER BY batch LIMIT $3"
+            ))
             .bind(previous.batch)
             .bind(head.batch)
-            .bind(VERIFY_PAGE_ROWS as i64)
+            .bind(BATCH_PAGE_ROWS)
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
@@ -913,21 +924,21 @@ impl Store {
                 break;
             }
             for row in &rows {
-                let stored = StoredBatch {
-                    batch: get(row, "batch")?,
-                    first_seq: get(row, "first_seq")?,
-                    last_seq: get(row, "last_seq")?,
-                    record_count: get(row, "record_count")?,
-                    failure_count: get(row, "failure_count")?,
-                    prev_hash: Hash32::from_slice(&get::<Vec<u8>>(row, "prev_hash")?)?,
-                    hash: Hash32::from_slice(&get::<Vec<u8>>(row, "hash")?)?,
+                let stored = match StoredBatch::from_row(row) {
+                    Ok(stored) => stored,
+                    // A column of the wrong type (text where bytes belong): written by hand.
+                    Err(_) => {
+                        return Ok(Err(LedgerChainBreak::Edited {
+                            batch: get(row, "batch")?,
+                        }));
+                    }
                 };
                 if stored.batch != previous.batch + 1 {
                     return Ok(Err(LedgerChainBreak::Missing {
                         batch: previous.batch + 1,
                     }));
                 }
-                if stored.prev_hash != previous.hash {
+                if stored.prev_hash != previous.hash.0 {
                     return Ok(Err(LedgerChainBreak::Unlinked {
                         batch: stored.batch,
                     }));
@@ -935,49 +946,32 @@ impl Store {
                 let edited = Err(LedgerChainBreak::Edited {
                     batch: stored.batch,
                 });
+                let hash = batch_body_hash(&previous.hash, stored.batch, &stored.body);
+                if stored.hash != hash.0 {
+                    return Ok(edited);
+                }
+                let Ok((records, failures)) = stored.decode() else {
+                    return Ok(edited);
+                };
                 if stored.first_seq != previous.seq + 1
                     || stored.last_seq - stored.first_seq + 1 != stored.record_count
+                    || stored.record_count != records.len() as i64
+                    || stored.failure_count != failures.len() as i64
+                    || stored.first_timestamp_us != records.first().map(|r| r.timestamp.as_micros())
+                    || stored.last_timestamp_us != records.last().map(|r| r.timestamp.as_micros())
                 {
                     return Ok(edited);
                 }
-                // Every stored record up to the batch's last sequence number belongs to it, in
-                // order and without gaps; a missing, extra or moved record is a change to it.
-                let mut batch_records = Vec::new();
-                while let Some(record) = records.next_until(self, stored.last_seq).await? {
-                    match record.record {
-                        Some(content)
-                            if record.batch == stored.batch
-                                && record.seq == stored.first_seq + batch_records.len() as i64 =>
-                        {
-                            batch_records.push(content);
-                        }
-                        _ => return Ok(edited),
-                    }
-                }
-                let mut batch_failures = Vec::new();
-                while let Some((batch, failure)) = failures.next_until(self, stored.batch).await? {
-                    match failure {
-                        Some(failure) if batch == stored.batch => batch_failures.push(failure),
-                        // Unreadable, or of a batch before this one yet not read with it (moved
-                        // or inserted): this is where the stored rows stop matching the chain.
-                        _ => return Ok(edited),
-                    }
-                }
-                if batch_records.len() as i64 != stored.record_count
-                    || batch_failures.len() as i64 != stored.failure_count
-                    || batch_hash(
-                        &stored.prev_hash,
-                        stored.batch,
-                        &batch_records,
-                        &batch_failures,
-                    ) != stored.hash
+                if !self
+                    .derived_rows_match(stored.batch, &records, &failures, &mut ends)
+                    .await?
                 {
                     return Ok(edited);
                 }
                 previous = StoredHead {
                     batch: stored.batch,
                     seq: stored.last_seq,
-                    hash: stored.hash,
+                    hash,
                 };
             }
         }
@@ -992,27 +986,162 @@ impl Store {
         if previous.seq != head.seq || previous.hash != head.hash {
             return head_mismatch;
         }
-        // Rows past the head belong to no batch. The highest numbers are read before the head is
-        // read again, so that a batch committed in between cannot pass for such a row.
-        let highest = sqlx::query(
-            "SELECT (SELECT MAX(seq) FROM ledger_records) AS record_seq, \
-             (SELECT MAX(batch) FROM ledger_failures) AS failure_batch, \
-             (SELECT MAX(batch) FROM ledger_batches) AS batch",
+        if let Some(batch) = self.chain_ends_differ(&ends, previous.batch).await? {
+            return Ok(Err(LedgerChainBreak::Edited { batch }));
+        }
+        // Rows past the head belong to no batch, and rows before the first batch to none either.
+        // The highest numbers are read before the head is read again, so that a batch committed
+        // in between cannot pass for such a row.
+        let extremes = sqlx::query(
+            "SELECT (SELECT MAX(batch) FROM ledger_batches) AS batch, \
+             (SELECT MAX(batch) FROM ledger_balances) AS balance_batch, \
+             (SELECT MAX(batch) FROM ledger_transfer_ids) AS id_batch, \
+             (SELECT MAX(batch) FROM ledger_balance_marks) AS mark_batch, \
+             (SELECT MIN(batch) FROM ledger_balances) AS balance_batch_min, \
+             (SELECT MIN(batch) FROM ledger_transfer_ids) AS id_batch_min, \
+             (SELECT MIN(batch) FROM ledger_balance_marks) AS mark_batch_min",
         )
         .fetch_one(self.pool())
         .await
         .map_err(db_error)?;
         let head_now = self.ledger_head().await?;
         let beyond = |name: &str, bound: i64| -> Result<bool> {
-            Ok(get::<Option<i64>>(&highest, name)?.is_some_and(|highest| highest > bound))
+            Ok(get::<Option<i64>>(&extremes, name)?.is_some_and(|highest| highest > bound))
         };
-        if beyond("record_seq", head_now.seq)?
-            || beyond("failure_batch", head_now.batch)?
-            || beyond("batch", head_now.batch)?
+        let before_first = |name: &str| -> Result<bool> {
+            Ok(get::<Option<i64>>(&extremes, name)?.is_some_and(|lowest| lowest < 1))
+        };
+        if beyond("batch", head_now.batch)?
+            || beyond("balance_batch", head_now.batch)?
+            || beyond("id_batch", head_now.batch)?
+            || beyond("mark_batch", head_now.batch)?
+            || before_first("balance_batch_min")?
+            || before_first("id_batch_min")?
+            || before_first("mark_batch_min")?
         {
             return head_mismatch;
         }
         Ok(Ok(previous.batch))
+    }
+
+    /// Whether the balance rows, their marks and the id rows stored for a batch are exactly those
+    /// its records and failures give, with the balance rows linked to the ends of their
+    /// accounts' chains in `ends`, which are moved past them.
+    async fn derived_rows_match(
+        &self,
+        batch: i64,
+        records: &[TransferRecord],
+        failures: &[FailedTransfer],
+        ends: &mut HashMap<[u8; 16], ChainEnd>,
+    ) -> Result<bool> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BALANCE_COLUMNS} FROM ledger_balances WHERE batch = $1"
+        ))
+        .bind(batch)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match balance_row(row)? {
+                Some(row) => stored.push(row),
+                None => return Ok(false),
+            }
+        }
+        let mut expected = link_balance_rows(batch, balance_rows(records), ends);
+        stored.sort_unstable();
+        expected.sort_unstable();
+        if stored != expected {
+            return Ok(false);
+        }
+
+        let rows = sqlx::query(
+            "SELECT account_id, first_timestamp_us FROM ledger_balance_marks WHERE batch = $1",
+        )
+        .bind(batch)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        let mut stored = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    get::<Vec<u8>>(row, "account_id")?,
+                    get::<i64>(row, "first_timestamp_us")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut expected: Vec<(Vec<u8>, i64)> = expected
+            .iter()
+            .filter(|row| row.marked())
+            .map(|row| (row.account_id.to_vec(), row.first_timestamp_us))
+            .collect();
+        stored.sort_unstable();
+        expected.sort_unstable();
+        if stored != expected {
+            return Ok(false);
+        }
+
+        let rows = sqlx::query("SELECT transfer_id FROM ledger_transfer_ids WHERE batch = $1")
+            .bind(batch)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        let mut stored = rows
+            .iter()
+            .map(|row| get::<Vec<u8>>(row, "transfer_id"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut expected: Vec<Vec<u8>> = answered_ids(records, failures)
+            .iter()
+            .map(|id| id.to_vec())
+            .collect();
+        stored.sort_unstable();
+        expected.sort_unstable();
+        Ok(stored == expected)
+    }
+
+    /// Where each stored account's balance chain ends, against `ends`, what the batches up to
+    /// `last_batch` give: the batch of the first disagreement, if any. An account moved by a
+    /// later batch, committed since the verification started, is left for the next one.
+    async fn chain_ends_differ(
+        &self,
+        ends: &HashMap<[u8; 16], ChainEnd>,
+        last_batch: i64,
+    ) -> Result<Option<i64>> {
+        let rows = sqlx::query("SELECT account_id, batch, row_count FROM ledger_balance_ends")
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        let mut seen = 0;
+        for row in &rows {
+            let stored = ChainEnd {
+                batch: get(row, "batch")?,
+                count: get(row, "row_count")?,
+            };
+            let expected = <[u8; 16]>::try_from(get::<Vec<u8>>(row, "account_id")?.as_slice())
+                .ok()
+                .and_then(|id| ends.get(&id).copied());
+            if expected.is_some() {
+                seen += 1;
+            }
+            if stored.batch.is_some_and(|batch| batch > last_batch) {
+                continue;
+            }
+            if Some(stored) != expected {
+                return Ok(Some(
+                    expected
+                        .and_then(|end| end.batch)
+                        .or(stored.batch)
+                        .unwrap_or(last_batch)
+                        .clamp(1, last_batch.max(1)),
+                ));
+            }
+        }
+        if seen != ends.len() {
+            // An account whose chain the history holds has no end stored.
+            return Ok(Some(last_batch.max(1)));
+        }
+        Ok(None)
     }
 }
 

@@ -6,6 +6,7 @@
 //! so that the change, its audit entry and its event commit together or not at all.
 
 mod audit;
+mod checkpoint;
 mod identity;
 mod ledger;
 mod listing;
@@ -50,11 +51,17 @@ pub struct StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The connection the ledger's single writer writes through ([`Store::write_ledger`]): on
+    /// SQLite a pool of one, on PostgreSQL the shared pool.
+    ledger_pool: AnyPool,
     backend: Backend,
     /// SQLite allows one writer at a time; writers queue here instead of spinning on `SQLITE_BUSY`.
     write_lock: Option<Arc<Mutex<()>>>,
     /// The SQLite file, for scans that read it directly on a blocking thread.
     sqlite_path: Option<std::path::PathBuf>,
+    /// On SQLite, the thread that checkpoints the WAL off the commit path; it stops when the
+    /// last clone of the store is dropped.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// Counts for `/metrics`.
@@ -74,6 +81,11 @@ impl std::fmt::Debug for Store {
 }
 
 static INSTALL_DRIVERS: Once = Once::new();
+
+/// The most page cache, in KiB, each SQLite connection keeps (SQLite's default is 2,000). The
+/// ledger's writes touch one page per account and batch, and a miss is a read from the WAL or the
+/// file inside the write transaction; memory is taken only as pages are read.
+const SQLITE_CACHE_KIB: u32 = 65_536;
 
 impl Store {
     /// Connects, creating a SQLite file if it does not exist. Does not migrate.
@@ -119,11 +131,18 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets readers go on while one writer commits; FULL makes every
                     // acknowledged commit survive a power cut.
+                    // The page cache is sized for the ledger's writes, which touch a page per
+                    // account and batch; the checkpointer thread, not a commit, copies the WAL
+                    // back into the database.
+                    let cache_size = format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}");
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 5000",
+                        "PRAGMA wal_autocheckpoint = 0",
+                        "PRAGMA temp_store = MEMORY",
+                        &cache_size,
                     ] {
                         sqlx::query(pragma).execute(&mut *connection).await?;
                     }
@@ -132,16 +151,45 @@ impl Store {
             }),
             Backend::Postgres => pool_options,
         };
-        let pool = pool_options.connect_with(connect_options).await.map_err(|e| {
-            Error::Unavailable(format!("cannot connect to the database: {e}; check the URL and that the server is running"))
-        })?;
+        let unavailable = |e: sqlx::Error| {
+            Error::Unavailable(format!(
+                "cannot connect to the database: {e}; check the URL and that the server is running"
+            ))
+        };
+        let ledger_pool_options = pool_options
+            .clone()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+        let pool = pool_options
+            .connect_with(connect_options.clone())
+            .await
+            .map_err(unavailable)?;
+        // SQLite drops a connection's page cache whenever another connection has written since
+        // its last transaction: a writer that took any pooled connection would start cold. The
+        // ledger's writer keeps one connection, so the pages it touches stay cached.
+        let ledger_pool = match backend {
+            Backend::Sqlite => ledger_pool_options
+                .connect_with(connect_options)
+                .await
+                .map_err(unavailable)?,
+            Backend::Postgres => pool.clone(),
+        };
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_path = (backend == Backend::Sqlite).then(|| sqlite_file(&options.database_url));
+        let checkpointer = sqlite_path
+            .as_deref()
+            .map(checkpoint::Checkpointer::start)
+            .transpose()?
+            .map(Arc::new);
         Ok(Self {
             pool,
+            ledger_pool,
             backend,
             write_lock,
             sqlite_path,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -188,19 +236,30 @@ impl Store {
     /// Begins a write transaction. On SQLite it takes the write lock first, then `BEGIN IMMEDIATE`,
     /// so that a transaction never fails half-way because another writer got in between.
     pub async fn write(&self) -> Result<WriteTx> {
+        self.write_through(&self.pool).await
+    }
+
+    /// Begins a write transaction on the connection kept for the ledger's single writer, which
+    /// keeps its pages cached between batches; otherwise as [`Store::write`].
+    pub async fn write_ledger(&self) -> Result<WriteTx> {
+        self.write_through(&self.ledger_pool).await
+    }
+
+    async fn write_through(&self, pool: &AnyPool) -> Result<WriteTx> {
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => pool.begin().await,
         }
         .map_err(db_error)?;
         Ok(WriteTx { tx, _guard: guard })
     }
 
     pub async fn close(&self) {
+        self.ledger_pool.close().await;
         self.pool.close().await;
     }
 

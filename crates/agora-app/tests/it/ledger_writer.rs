@@ -363,7 +363,7 @@ async fn refuse_records(test: &TestStore) {
     match test.backend {
         Backend::Sqlite => {
             test.execute(
-                "CREATE TRIGGER agora_test_refuse BEFORE INSERT ON ledger_records \
+                "CREATE TRIGGER agora_test_refuse BEFORE INSERT ON ledger_batches \
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
             )
             .await
@@ -375,7 +375,7 @@ async fn refuse_records(test: &TestStore) {
             )
             .await;
             test.execute(
-                "CREATE TRIGGER agora_test_refuse BEFORE INSERT ON ledger_records \
+                "CREATE TRIGGER agora_test_refuse BEFORE INSERT ON ledger_batches \
                  FOR EACH STATEMENT EXECUTE FUNCTION agora_test_refuse()",
             )
             .await
@@ -387,7 +387,7 @@ async fn accept_records(test: &TestStore) {
     match test.backend {
         Backend::Sqlite => test.execute("DROP TRIGGER agora_test_refuse").await,
         Backend::Postgres => {
-            test.execute("DROP TRIGGER agora_test_refuse ON ledger_records")
+            test.execute("DROP TRIGGER agora_test_refuse ON ledger_batches")
                 .await
         }
     }

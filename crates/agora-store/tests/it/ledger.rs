@@ -12,7 +12,11 @@ use agora_domain::ledger::{
 use agora_store::{BatchReceipt, LedgerBatch, LedgerChainBreak, Store};
 use sqlx::Row;
 
-use crate::harness::{TestStore, backends};
+use crate::harness::{Backend, TestStore, backends};
+
+/// The columns of `ledger_balances`, in order.
+const BALANCE_COLUMNS: &str = "batch, account_id, ordinal, prev_batch, first_timestamp_us, \
+     last_timestamp_us, debits_pending, debits_posted, credits_pending, credits_posted";
 
 /// Hand-built history: accounts with running balances and a clock, so that records look like the
 /// ledger engine's (strictly increasing timestamps, both balances after each change) without
@@ -507,6 +511,88 @@ async fn balance_as_of_reads_either_side_at_any_moment() {
     }
 }
 
+#[tokio::test]
+async fn balance_as_of_follows_long_histories_at_every_moment() {
+    // Account a moves in every batch, b in every other one, c in every third: their histories
+    // are many times longer than the stretch between two marks, and end between marks.
+    const BATCHES: usize = 70;
+    for backend in backends() {
+        let test = TestStore::open(backend).await;
+        let store = &test.store;
+        let mut book = Book::new();
+        let ids: Vec<AccountId> = (0..4)
+            .map(|_| book.open("EUR", 1, BalanceLimit::None).id)
+            .collect();
+        insert_accounts(store, &book.accounts()).await;
+        let mut history: Vec<TransferRecord> = Vec::new();
+        for batch in 0..BATCHES {
+            let mut records = vec![book.single(ids[0], ids[3], 1)];
+            if batch % 2 == 0 {
+                records.push(book.single(ids[3], ids[1], 2));
+            }
+            if batch % 3 == 0 {
+                records.push(book.single(ids[2], ids[0], 3));
+                records.push(book.single(ids[3], ids[2], 5));
+            }
+            append(store, &book, &records, &[]).await;
+            history.extend(records);
+        }
+        assert_eq!(
+            store.verify_ledger_chain().await.unwrap(),
+            Ok(BATCHES as i64),
+            "{backend:?}"
+        );
+        // The reference: replay the history up to each moment.
+        let expected = |account: AccountId, at: i64| -> Balances {
+            history
+                .iter()
+                .rev()
+                .find_map(|record| {
+                    (record.timestamp.as_micros() <= at)
+                        .then(|| {
+                            if record.transfer.debit_account_id == account {
+                                Some(record.debit_after)
+                            } else if record.transfer.credit_account_id == account {
+                                Some(record.credit_after)
+                            } else {
+                                None
+                            }
+                        })
+                        .flatten()
+                })
+                .unwrap_or_default()
+        };
+        for record in &history {
+            for offset in [-1, 0, 1] {
+                let at = record.timestamp.as_micros() + offset;
+                for &account in &ids {
+                    assert_eq!(
+                        store
+                            .balance_as_of(account, Timestamp::from_micros(at))
+                            .await
+                            .unwrap(),
+                        Some(expected(account, at)),
+                        "{backend:?}: account {account} at {at}"
+                    );
+                }
+            }
+        }
+
+        // A mark is part of what the chain vouches for.
+        test.execute(
+            "DELETE FROM ledger_balance_marks WHERE first_timestamp_us = \
+             (SELECT MIN(first_timestamp_us) FROM ledger_balance_marks)",
+        )
+        .await;
+        // Account a's 16th row is in batch 16: the first mark.
+        assert_eq!(
+            store.verify_ledger_chain().await.unwrap(),
+            Err(LedgerChainBreak::Edited { batch: 16 }),
+            "{backend:?}"
+        );
+    }
+}
+
 /// Three batches: records 1–3; records 4–6 with two failures; records 7–9 with one failure.
 async fn three_batches(store: &Store) {
     let mut book = Book::new();
@@ -525,96 +611,169 @@ async fn three_batches(store: &Store) {
     }
 }
 
+/// SQL that differs by dialect: SQLite's, then PostgreSQL's.
+fn dialect(backend: Backend, sqlite: &str, postgres: &str) -> String {
+    match backend {
+        Backend::Sqlite => sqlite.to_owned(),
+        Backend::Postgres => postgres.to_owned(),
+    }
+}
+
 #[tokio::test]
 async fn the_chain_names_the_batch_that_was_tampered_with() {
     use LedgerChainBreak::{Edited, HeadMismatch, Missing, Unlinked};
-    let stray = TransferId::new();
-    let cases: Vec<(&str, String, LedgerChainBreak)> = vec![
+    // The row of batch 2 whose account id is lowest.
+    const FIRST_BALANCE_OF_2: &str = "batch = 2 AND account_id = \
+         (SELECT account_id FROM ledger_balances WHERE batch = 2 ORDER BY account_id LIMIT 1)";
+    const FIRST_ID_OF_2: &str = "batch = 2 AND transfer_id = \
+         (SELECT transfer_id FROM ledger_transfer_ids WHERE batch = 2 ORDER BY transfer_id LIMIT 1)";
+    /// The edit, as SQL for a backend.
+    type Tamper = fn(Backend) -> String;
+    let cases: Vec<(&str, Tamper, LedgerChainBreak)> = vec![
         (
-            "an amount edited",
-            "UPDATE ledger_records SET amount = amount + 1 WHERE seq = 5".into(),
+            "a byte of a record edited",
+            |backend| {
+                dialect(
+                    backend,
+                    "UPDATE ledger_batches SET body = CAST(substr(body, 1, 100) || X'FF' || substr(body, 102) AS BLOB) WHERE batch = 2",
+                    "UPDATE ledger_batches SET body = overlay(body placing '\\xff'::bytea from 101 for 1) WHERE batch = 2",
+                )
+            },
+            Edited { batch: 2 },
+        ),
+        (
+            "a failure's byte edited",
+            |backend| {
+                dialect(
+                    backend,
+                    // The last failure's result, 10 bytes from the end: exceeds_credits becomes exceeds_debits.
+                    "UPDATE ledger_batches SET body = CAST(substr(body, 1, length(body) - 10) || X'0C' || substr(body, length(body) - 8) AS BLOB) WHERE batch = 2",
+                    "UPDATE ledger_batches SET body = overlay(body placing '\\x0c'::bytea from length(body) - 9 for 1) WHERE batch = 2",
+                )
+            },
+            Edited { batch: 2 },
+        ),
+        (
+            "a body swapped for another batch's",
+            |_| {
+                "UPDATE ledger_batches SET body = (SELECT body FROM ledger_batches WHERE batch = 1) WHERE batch = 2"
+                    .into()
+            },
+            Edited { batch: 2 },
+        ),
+        (
+            "a record count edited",
+            |_| "UPDATE ledger_batches SET record_count = 2 WHERE batch = 2".into(),
+            Edited { batch: 2 },
+        ),
+        (
+            "a batch's last time edited",
+            |_| {
+                "UPDATE ledger_batches SET last_timestamp_us = last_timestamp_us + 1 WHERE batch = 2"
+                    .into()
+            },
             Edited { batch: 2 },
         ),
         (
             "a balance edited",
-            "UPDATE ledger_records SET credit_credits_posted = 0 WHERE seq = 4".into(),
+            |_| {
+                format!(
+                    "UPDATE ledger_balances SET credits_posted = credits_posted + 1 WHERE {FIRST_BALANCE_OF_2}"
+                )
+            },
             Edited { batch: 2 },
         ),
         (
-            "an account key edited",
-            "UPDATE ledger_records SET debit_account_key = debit_account_key + 1 WHERE seq = 5"
-                .into(),
+            "a balance's link edited",
+            |_| format!("UPDATE ledger_balances SET prev_batch = NULL WHERE {FIRST_BALANCE_OF_2}"),
             Edited { batch: 2 },
         ),
         (
-            "a record made unreadable",
-            "UPDATE ledger_records SET currency = 'euro' WHERE seq = 5".into(),
+            "a balance's time edited",
+            |_| {
+                format!(
+                    "UPDATE ledger_balances SET last_timestamp_us = last_timestamp_us - 1 WHERE {FIRST_BALANCE_OF_2}"
+                )
+            },
             Edited { batch: 2 },
         ),
         (
-            "a record deleted",
-            "DELETE FROM ledger_records WHERE seq = 5".into(),
+            "a balance deleted",
+            |_| format!("DELETE FROM ledger_balances WHERE {FIRST_BALANCE_OF_2}"),
             Edited { batch: 2 },
         ),
         (
-            "a batch's last record deleted",
-            "DELETE FROM ledger_records WHERE seq = 6".into(),
+            "a balance moved past the head",
+            |_| format!("UPDATE ledger_balances SET batch = 4 WHERE {FIRST_BALANCE_OF_2}"),
             Edited { batch: 2 },
         ),
         (
-            "a record moved to the next batch",
-            "UPDATE ledger_records SET batch = 3 WHERE seq = 6".into(),
+            "a balance inserted past the head",
+            |_| {
+                format!(
+                    "INSERT INTO ledger_balances ({BALANCE_COLUMNS}) SELECT 4, account_id, ordinal + 1, 3, \
+                     first_timestamp_us + 1000, last_timestamp_us + 1000, debits_pending, debits_posted, \
+                     credits_pending, credits_posted FROM ledger_balances WHERE {FIRST_BALANCE_OF_2}"
+                )
+            },
+            HeadMismatch { batch: 3 },
+        ),
+        (
+            "an answered id deleted",
+            |_| format!("DELETE FROM ledger_transfer_ids WHERE {FIRST_ID_OF_2}"),
             Edited { batch: 2 },
         ),
         (
-            "a failure edited",
-            "UPDATE ledger_failures SET result = 'overflow' WHERE batch = 2 AND batch_index = 0"
-                .into(),
+            "an answered id moved to another batch",
+            |_| format!("UPDATE ledger_transfer_ids SET batch = 3 WHERE {FIRST_ID_OF_2}"),
             Edited { batch: 2 },
         ),
         (
-            "a failure made unreadable",
-            "UPDATE ledger_failures SET result = 'bogus' WHERE batch = 2 AND batch_index = 1"
-                .into(),
-            Edited { batch: 2 },
+            "an id inserted past the head",
+            |backend| {
+                dialect(
+                    backend,
+                    "INSERT INTO ledger_transfer_ids (transfer_id, batch) VALUES (randomblob(16), 4)",
+                    "INSERT INTO ledger_transfer_ids (transfer_id, batch) VALUES (decode(md5('stray'), 'hex'), 4)",
+                )
+            },
+            HeadMismatch { batch: 3 },
         ),
         (
-            "a failure deleted",
-            "DELETE FROM ledger_failures WHERE batch = 2 AND batch_index = 1".into(),
-            Edited { batch: 2 },
+            "where an account's balances end edited",
+            |_| {
+                "UPDATE ledger_balance_ends SET row_count = row_count + 1 WHERE account_id = \
+                 (SELECT account_id FROM ledger_balance_ends ORDER BY account_id LIMIT 1)"
+                    .into()
+            },
+            Edited { batch: 3 },
         ),
         (
             "a batch's hash replaced",
-            "UPDATE ledger_batches SET hash = prev_hash WHERE batch = 2".into(),
+            |_| "UPDATE ledger_batches SET hash = prev_hash WHERE batch = 2".into(),
             Edited { batch: 2 },
         ),
         (
             "a batch row deleted",
-            "DELETE FROM ledger_batches WHERE batch = 2".into(),
+            |_| "DELETE FROM ledger_batches WHERE batch = 2".into(),
             Missing { batch: 2 },
         ),
         (
             "the last batch row deleted",
-            "DELETE FROM ledger_batches WHERE batch = 3".into(),
+            |_| "DELETE FROM ledger_batches WHERE batch = 3".into(),
             Missing { batch: 3 },
         ),
         (
             "a link replaced",
-            "UPDATE ledger_batches SET prev_hash = hash WHERE batch = 3".into(),
+            |_| "UPDATE ledger_batches SET prev_hash = hash WHERE batch = 3".into(),
             Unlinked { batch: 3 },
         ),
         (
             "the head's hash replaced",
-            "UPDATE ledger_head SET hash = (SELECT prev_hash FROM ledger_batches WHERE batch = 3)"
-                .into(),
-            HeadMismatch { batch: 3 },
-        ),
-        (
-            "a failure inserted past the head",
-            format!(
-                "INSERT INTO ledger_failures (transfer_id, result, result_field, timestamp_us, batch, batch_index) \
-                 VALUES ('{stray}', 'overflow', NULL, 1, 4, 0)"
-            ),
+            |_| {
+                "UPDATE ledger_head SET hash = (SELECT prev_hash FROM ledger_batches WHERE batch = 3)"
+                    .into()
+            },
             HeadMismatch { batch: 3 },
         ),
     ];
@@ -627,8 +786,12 @@ async fn the_chain_names_the_batch_that_was_tampered_with() {
                 Ok(3),
                 "{backend:?}"
             );
-            test.execute(sql).await;
-            let found = test.store.verify_ledger_chain().await.unwrap();
+            test.execute(&sql(backend)).await;
+            let found = test
+                .store
+                .verify_ledger_chain()
+                .await
+                .unwrap_or_else(|error| panic!("{backend:?}: {name}: {error}"));
             assert_eq!(found, Err(*expected), "{backend:?}: {name}");
             assert_eq!(found.unwrap_err().batch(), expected.batch());
         }
@@ -740,19 +903,43 @@ async fn concurrent_appends_take_turns() {
     const BATCHES_EACH: i64 = 5;
     for backend in backends() {
         let test = TestStore::open(backend).await;
-        let writers = (0..WRITERS).map(|writer| {
+        // One clock for every writer, read once a writer's transaction has begun: records' times
+        // must increase from batch to batch, so a writer that read the clock before another
+        // committed a later time is refused, and tries again.
+        let clock = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1_700_000_000_000_000));
+        let writers = (0..WRITERS).map(|_| {
             let store = test.store.clone();
+            let clock = clock.clone();
             tokio::spawn(async move {
-                // Clocks far apart, so that timestamps never collide across writers.
-                let mut book = Book::starting_at(1_700_000_000_000_000 + writer * 1_000_000_000);
+                let mut book = Book::new();
                 let a = book.open("EUR", 1, BalanceLimit::None).id;
                 let b = book.open("EUR", 1, BalanceLimit::None).id;
                 insert_accounts(&store, &book.accounts()).await;
                 let mut numbers = Vec::new();
-                for _ in 0..BATCHES_EACH {
+                while numbers.len() < BATCHES_EACH as usize {
+                    let mut write = store.write().await.unwrap();
+                    let mut attempt = Book {
+                        accounts: book.accounts.clone(),
+                        clock_us: clock.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst),
+                    };
                     let records: Vec<TransferRecord> =
-                        (0..10).map(|_| book.single(a, b, 1)).collect();
-                    numbers.push(append(&store, &book, &records, &[]).await.batch);
+                        (0..10).map(|_| attempt.single(a, b, 1)).collect();
+                    let accounts = attempt.touched(&records);
+                    let appended = write
+                        .append_ledger_batch(&LedgerBatch {
+                            records: &records,
+                            failures: &[],
+                            accounts: &accounts,
+                        })
+                        .await;
+                    match appended {
+                        Ok(receipt) => {
+                            write.commit().await.unwrap();
+                            numbers.push(receipt.batch);
+                            book = attempt;
+                        }
+                        Err(error) => assert_eq!(error.kind(), "conflict", "{error}"),
+                    }
                 }
                 numbers
             })
