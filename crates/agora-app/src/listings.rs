@@ -381,7 +381,7 @@ impl App {
                 listing_id,
                 slot: &input,
             };
-            let (mut tx, idempotency) = match self.begin(call, action, &key).await? {
+            let (mut tx, idempotency) = match self.begin_as(call, "listing.slot.add", &key).await? {
                 Begun::Replay(slot) => return Ok(slot),
                 Begun::Fresh(tx, idempotency) => (tx, idempotency),
             };
