@@ -267,6 +267,17 @@ impl App {
         action: Action,
         input: &I,
     ) -> Result<Begun<T>> {
+        self.begin_as(call, action.as_str(), input).await
+    }
+
+    /// [`App::begin`] for a request that shares its authorization action with another creating
+    /// request (`operation` names it), so that their idempotency keys never meet.
+    async fn begin_as<I: Serialize, T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        operation: &str,
+        input: &I,
+    ) -> Result<Begun<T>> {
         let mut tx = self.inner.store.write().await?;
         let Some(key) = call.idempotency_key else {
             return Ok(Begun::Fresh(tx, None));
@@ -277,7 +288,7 @@ impl App {
                 "must be 1 to 255 visible ASCII characters",
             ));
         }
-        let scope = format!("{}:{}", call.actor.credential.describe(), action.as_str());
+        let scope = format!("{}:{operation}", call.actor.credential.describe());
         let request =
             serde_json::to_vec(input).map_err(|e| Error::Internal(format!("request hash: {e}")))?;
         let request_hash = Sha256::digest(&request);

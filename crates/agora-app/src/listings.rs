@@ -180,8 +180,14 @@ impl App {
         self.authorize(call, action, &resource, &Context::default())
             .await?;
         let result = async {
-            let changes = listing_changes(&current, &input)?;
             let mut tx = self.store().write().await?;
+            // Judged against the listing as the transaction sees it, not as it was before
+            // authorizing: it may have been archived meanwhile.
+            let current = tx
+                .listing(listing_id)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("listing {listing_id}")))?;
+            let changes = listing_changes(&current, &input)?;
             tx.update_listing(listing_id, &changes, Timestamp::now())
                 .await?;
             let listing = tx
@@ -381,7 +387,7 @@ impl App {
                 listing_id,
                 slot: &input,
             };
-            let (mut tx, idempotency) = match self.begin(call, action, &key).await? {
+            let (mut tx, idempotency) = match self.begin_as(call, "listing.slot.add", &key).await? {
                 Begun::Replay(slot) => return Ok(slot),
                 Begun::Fresh(tx, idempotency) => (tx, idempotency),
             };
