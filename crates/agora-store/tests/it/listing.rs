@@ -62,14 +62,17 @@ async fn search(store: &Store, text: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrations_apply_in_order_with_a_gap_where_0003_will_be() {
+async fn every_migration_applies_once_in_order() {
     for backend in backends() {
         let test = TestStore::open(backend).await;
         let rows = test
             .fetch_all("SELECT version FROM _sqlx_migrations ORDER BY version")
             .await;
         let versions: Vec<i64> = rows.iter().map(|row| row.get("version")).collect();
-        assert_eq!(versions, [1, 2, 4], "{backend:?}");
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .count() as i64;
+        assert_eq!(versions, (1..=files).collect::<Vec<_>>(), "{backend:?}");
         // Running them again finds nothing to do.
         test.store.migrate().await.unwrap();
     }
