@@ -258,6 +258,44 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
         app.set_seller_settings(&call(), seller, settings).await?;
     }
 
+    // Points: 1 point per euro spent, funded by the operator; 50 points for a customer's idea a
+    // brand ships, funded by that brand. A point is worth 0.01 EUR when redeemed at a partner.
+    use agora_app::{GrantPoints, NewPointsRule, PointsEarning, PointsSettings, RedeemPoints};
+    app.set_points_settings(
+        &call(),
+        PointsSettings {
+            currency: eur,
+            minor_per_point: 1,
+        },
+    )
+    .await?;
+    app.set_points_rule(
+        &call(),
+        NewPointsRule {
+            id: None,
+            earning: PointsEarning::PerAmountSpent,
+            points_per_major_unit: Some(1),
+            action: None,
+            points: None,
+            funder: None,
+            expiry_days: 365,
+        },
+    )
+    .await?;
+    app.set_points_rule(
+        &call(),
+        NewPointsRule {
+            id: None,
+            earning: PointsEarning::PerAction,
+            points_per_major_unit: None,
+            action: Some("idea_shipped".to_owned()),
+            points: Some(50),
+            funder: Some(bright),
+            expiry_days: 180,
+        },
+    )
+    .await?;
+
     let product = |seller, title: &str, category: &str, price, stock| NewListing {
         seller: Some(seller),
         kind: ListingKind::Product { stock: Some(stock) },
@@ -430,6 +468,42 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
         )
         .await?
         .order;
+    // Brightbrew ships Cleo's idea; she spends 60 points at FreshMart, the soonest-expiring first.
+    app.grant_points(
+        &call(),
+        bright,
+        GrantPoints {
+            customer,
+            action: "idea_shipped".to_owned(),
+            reference: Some("idea: a decaf cold brew".to_owned()),
+        },
+    )
+    .await?;
+    let redemption = app
+        .redeem_points(
+            &call(),
+            customer,
+            RedeemPoints {
+                points: 60,
+                at_partner: fresh,
+                reference: Some("demo redemption".to_owned()),
+            },
+        )
+        .await?;
+    let points = app.points_balance(&call(), customer).await?;
+    let settlement = app.close_settlement_window(&call(), None).await?;
+    let owed: Vec<String> = redemption
+        .obligations
+        .iter()
+        .map(|obligation| {
+            let debtor = if obligation.debtor == bright {
+                "Brightbrew"
+            } else {
+                "the operator"
+            };
+            format!("{debtor} owes FreshMart {}", eur.format(obligation.amount))
+        })
+        .collect();
     let net_of = |seller| order.part(seller).map_or(0, |part| part.net);
     let (fresh_net, bright_net) = (net_of(fresh), net_of(bright));
     let wallet = app.wallet(&call(), customer, eur).await?;
@@ -442,7 +516,9 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
          \x20 One bag of apples (2.60) was refunded: {} of commission reversed, {} from FreshMart.\n\
          \x20 FreshMart was paid out {} ({} − {}); Brightbrew has {} available; commission revenue is {}.\n\
          \x20 The wallet holds {} (100.00 − {} + 2.60).\n\
-         \x20 A consultation at Vila Clinic was booked by card (order {}): paid when the sandbox provider's notification arrives.\n",
+         \x20 A consultation at Vila Clinic was booked by card (order {}): paid when the sandbox provider's notification arrives.\n\
+         \x20 Points: the order earned 22 (1 per euro, the operator's), Brightbrew granted 50 for a shipped idea; Cleo spent 60 at FreshMart (Brightbrew's 50 first, they expire sooner, then 10 of the operator's): {} left.\n\
+         \x20 Settlement: {}; the window closed with {} positions summing to zero.\n",
         order.id,
         order.currency.format(order.total),
         eur.format(fresh_net),
@@ -457,5 +533,8 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
         wallet.formatted,
         order.currency.format(order.total),
         booking.id,
+        points.spendable,
+        owed.join(", "),
+        settlement.positions.len(),
     ))
 }

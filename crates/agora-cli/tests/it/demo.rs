@@ -33,6 +33,10 @@ fn the_demo_seeds_a_marketplace_whose_figures_add_up_and_is_reused_on_a_second_r
         "commission revenue is 0.98 EUR",
         "The wallet holds 80.40 EUR",
         "booked by card",
+        "): 12 left.",
+        "Brightbrew owes FreshMart 0.50 EUR",
+        "the operator owes FreshMart 0.10 EUR",
+        "3 positions summing to zero",
     ] {
         assert!(
             first.contains(expected),
