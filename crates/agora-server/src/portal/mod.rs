@@ -226,9 +226,9 @@ pub struct Nav {
     pub user_name: String,
     /// Acts for an organisation (a partner or the operator).
     pub acts_for_org: bool,
-    /// Acts for a partner organisation: its shop, its orders and its balance.
+    /// Acts for a partner organisation: its shop, its orders, its balance and its settlement.
     pub sells: bool,
-    /// Acts for the operator as an owner or admin: the market's administration.
+    /// Acts for the operator as an owner or admin: the market's, settlement's and points' administration.
     pub operates: bool,
 }
 
