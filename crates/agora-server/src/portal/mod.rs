@@ -34,10 +34,13 @@ macro_rules! portal_form {
     };
 }
 
+mod directory;
 mod market;
 mod operator;
 mod orders;
+mod points;
 mod sales;
+mod settlement;
 
 const SESSION_COOKIE: &str = "agora_session";
 const CSRF_COOKIE: &str = "agora_csrf";
@@ -104,6 +107,34 @@ pub fn routes() -> Router<ServerState> {
         .route(
             "/operator/market/payouts",
             axum::routing::post(operator::run_payouts),
+        )
+        .route("/points", get(points::points_page))
+        .route("/points/redeem", axum::routing::post(points::redeem))
+        .route("/operator/points", get(points::points_admin_page))
+        .route(
+            "/operator/points/rules",
+            axum::routing::post(points::add_rule),
+        )
+        .route(
+            "/operator/points/rate",
+            axum::routing::post(points::set_rate),
+        )
+        .route("/shop/settlement", get(settlement::shop_settlement_page))
+        .route(
+            "/shop/settlement/obligations",
+            axum::routing::post(settlement::record_obligation),
+        )
+        .route(
+            "/operator/settlement",
+            get(settlement::settlement_admin_page),
+        )
+        .route(
+            "/operator/settlement/close",
+            axum::routing::post(settlement::close_window),
+        )
+        .route(
+            "/operator/settlement/caps",
+            axum::routing::post(settlement::set_cap),
         )
         .route("/assets/portal.css", get(stylesheet))
 }
@@ -195,9 +226,9 @@ pub struct Nav {
     pub user_name: String,
     /// Acts for an organisation (a partner or the operator).
     pub acts_for_org: bool,
-    /// Acts for a partner organisation: its shop, its orders and its balance.
+    /// Acts for a partner organisation: its shop, its orders, its balance and its settlement.
     pub sells: bool,
-    /// Acts for the operator as an owner or admin: the market's administration.
+    /// Acts for the operator as an owner or admin: the market's, settlement's and points' administration.
     pub operates: bool,
 }
 
@@ -214,6 +245,14 @@ impl Nav {
                 acting.is_operator && matches!(acting.role, Role::Owner | Role::Admin)
             }),
         }
+    }
+}
+
+/// The refusal of an operator's page to anyone who does not act for the operator.
+fn not_operator() -> Error {
+    Error::Forbidden {
+        rule: "portal-operator".to_owned(),
+        message: "this page is the operator's; you do not act for the operator".to_owned(),
     }
 }
 

@@ -9,4 +9,5 @@ mod listings;
 mod loyalty;
 mod market;
 mod openapi;
+mod portal_loyalty;
 mod portal_market;

@@ -12,21 +12,21 @@ use reqwest::StatusCode;
 use crate::harness::{TestApi, backends};
 
 /// A person in a browser: the session cookie and the session's CSRF token.
-struct Visitor<'a> {
+pub struct Visitor<'a> {
     api: &'a TestApi,
     session_secret: String,
     csrf_token: String,
 }
 
-struct Answer {
-    status: StatusCode,
-    location: Option<String>,
-    html: String,
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub html: String,
 }
 
 impl<'a> Visitor<'a> {
     /// Signs up over HTTP, as a person does: the sign-up page's double-submit CSRF, then the form.
-    async fn sign_up(api: &'a TestApi, name: &str, email: &str) -> Self {
+    pub async fn sign_up(api: &'a TestApi, name: &str, email: &str) -> Self {
         let page = api
             .client
             .get(format!("{}/signup", api.url))
@@ -60,7 +60,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// Signs in a member whose password was set when they were added.
-    async fn sign_in(api: &'a TestApi, email: &str, password: &str) -> Self {
+    pub async fn sign_in(api: &'a TestApi, email: &str, password: &str) -> Self {
         let signed_in = api
             .app
             .sign_in(email, password, RequestId::new())
@@ -73,7 +73,7 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    async fn actor(&self) -> Actor {
+    pub async fn actor(&self) -> Actor {
         self.api
             .app
             .authenticate_session(&self.session_secret)
@@ -93,7 +93,7 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    async fn get(&self, path: &str) -> Answer {
+    pub async fn get(&self, path: &str) -> Answer {
         let response = self
             .api
             .client
@@ -106,7 +106,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// Posts a form with the session's CSRF token.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let mut form = vec![("csrf_token", self.csrf_token.as_str())];
         form.extend_from_slice(fields);
         let response = self
@@ -147,7 +147,7 @@ fn eur() -> Currency {
 }
 
 /// Adds a member with a password to `org_id`, as the instance does.
-async fn add_member(api: &TestApi, org_id: agora_domain::OrgId, email: &str, role: Role) {
+pub async fn add_member(api: &TestApi, org_id: agora_domain::OrgId, email: &str, role: Role) {
     let system = Actor::system();
     let member = NewMember {
         email: Email::parse(email).unwrap(),
