@@ -15,8 +15,11 @@
 //! the engine ran ahead of storage, so the writer answers the whole group with the error and
 //! rebuilds the engine from storage ([`Ledger::restore`]) before it serves again.
 //!
-//! One writer per database: nothing in storage stops a second writer (on another server sharing
-//! PostgreSQL) from appending from a stale engine.
+//! One writer per database, fenced: a writer claims the ledger when it starts (raising the
+//! stored writer epoch) and every append checks, under the head row's lock, that the epoch is
+//! still its own. A second writer (another server sharing PostgreSQL, a second process on the
+//! same SQLite file) thus fences out the first, whose next append is refused and which then
+//! answers every request `Unavailable`: it can never append from a stale engine.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -142,11 +145,16 @@ impl LedgerWriter {
     /// writer task. Refuses to start on a history that does not replay.
     pub async fn start(store: Store, options: LedgerOptions) -> Result<Self> {
         options.validate()?;
+        // Claim first, then read: whatever an earlier writer committed before the claim is in
+        // the restored ledger, and whatever it tries after is refused.
+        let epoch = store.claim_ledger_writer().await?;
         let ledger = restore(&store).await?;
         let (sender, receiver) = mpsc::channel(options.queue_requests_max);
         let counters = Arc::new(Counters::default());
         let writer = Writer {
             store,
+            epoch,
+            fenced: None,
             ledger: Some(ledger),
             expiry_check: Duration::from_millis(options.expiry_check_ms),
             batch_transfers_max: options.batch_transfers_max,
@@ -279,6 +287,10 @@ async fn restore(store: &Store) -> Result<Ledger> {
 /// The writer task's state.
 struct Writer {
     store: Store,
+    /// The epoch this writer claimed; every append checks that it is still the ledger's.
+    epoch: i64,
+    /// Set once a later writer claimed the ledger: this one answers everything with it.
+    fenced: Option<Error>,
     /// `None` after a failed write whose restore failed too: the next group restores first.
     ledger: Option<Ledger>,
     expiry_check: Duration,
@@ -370,6 +382,10 @@ impl Writer {
 
     /// Applies a group in order, persists it in one transaction, then answers every request.
     async fn process(&mut self, group: Vec<Request>) {
+        if let Some(fenced) = self.fenced.clone() {
+            self.answer_requests_with(group, &fenced);
+            return;
+        }
         let mut ledger = match self.ledger.take() {
             Some(ledger) => ledger,
             None => match restore(&self.store).await {
@@ -443,6 +459,13 @@ impl Writer {
                 answer(answers, &Ok(()), Some(&ledger));
                 self.ledger = Some(ledger);
             }
+            Err(Error::Conflict(reason)) if reason.contains("another ledger writer claimed") => {
+                tracing::error!(%reason, "the ledger writer was fenced out by a later one and stops writing");
+                let fenced = Error::Unavailable(reason);
+                self.fenced = Some(fenced.clone());
+                self.ledger = None;
+                answer(answers, &Err(fenced), None);
+            }
             Err(error) => {
                 tracing::error!(%error, "the ledger writer could not persist a group; restoring from storage");
                 drop(ledger);
@@ -483,6 +506,7 @@ impl Writer {
             })
             .collect();
         let mut tx = self.store.write_ledger().await?;
+        tx.fence_ledger_writer(self.epoch).await?;
         if !self.created.is_empty() {
             tx.insert_ledger_accounts(&self.created).await?;
         }

@@ -421,6 +421,25 @@ impl WriteTx {
     /// The head row is updated first, which serializes appends (a row lock on PostgreSQL until
     /// commit; SQLite has a single writer anyway): batch and sequence numbers are consecutive,
     /// and the previous hash read here is the one committed just before.
+    /// Checks, under the ledger head's row lock (held to the end of this transaction), that
+    /// `epoch` is still the ledger writer's epoch; refuses with `Conflict` when a later writer
+    /// claimed the ledger. Call it before appending in the same transaction.
+    pub async fn fence_ledger_writer(&mut self, epoch: i64) -> Result<()> {
+        let held = sqlx::query(
+            "UPDATE ledger_head SET writer_epoch = writer_epoch WHERE id = 1 AND writer_epoch = $1",
+        )
+        .bind(epoch)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        if held.rows_affected() != 1 {
+            return Err(Error::Conflict(format!(
+                "another ledger writer claimed this ledger after this one (epoch {epoch}); this writer stops: run one server per database"
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn append_ledger_batch(&mut self, batch: &LedgerBatch<'_>) -> Result<BatchReceipt> {
         let mut touched = HashSet::with_capacity(batch.accounts.len());
         if let Some(twice) = batch
@@ -674,6 +693,21 @@ fn balance_row(row: &AnyRow) -> Result<Option<BalanceRow>> {
 }
 
 impl Store {
+    /// Claims the ledger for a new writer: raises the writer epoch and returns it. Every writer
+    /// that claimed it before is fenced out from its next append on.
+    pub async fn claim_ledger_writer(&self) -> Result<i64> {
+        let mut tx = self.write_ledger().await?;
+        let row = sqlx::query(
+            "UPDATE ledger_head SET writer_epoch = writer_epoch + 1 WHERE id = 1 RETURNING writer_epoch",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .map_err(db_error)?;
+        let epoch: i64 = get(&row, "writer_epoch")?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
     async fn ledger_head(&self) -> Result<StoredHead> {
         let row = sqlx::query("SELECT batch, seq, hash FROM ledger_head WHERE id = 1")
             .fetch_one(self.pool())

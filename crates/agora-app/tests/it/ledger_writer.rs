@@ -533,3 +533,53 @@ async fn shutdown_answers_what_was_queued_before_it_then_every_handle_is_unavail
     assert_eq!(balances(&restarted, b.id).await, posted(0, 20));
     restarted.shutdown().await;
 }
+
+/// A second writer on the same database fences out the first: the first's next commit is
+/// refused (it answers `Unavailable` from then on) and nothing of it reaches storage, while the
+/// second sees everything the first committed before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_writer_fences_out_an_earlier_one_which_never_writes_again() {
+    for backend in backends() {
+        let test = TestStore::open(backend).await;
+        let first = test.writer(LedgerOptions::default()).await;
+        let (bank, wallet) = (account(BalanceLimit::None), account(BalanceLimit::None));
+        create(&first, &[bank.clone(), wallet.clone()]).await;
+        let before = first
+            .transfer(vec![single(bank.id, wallet.id, 100)])
+            .await
+            .unwrap();
+        assert_eq!(before, [TransferResult::Created]);
+
+        // Another server starts on the same database.
+        let second = test.writer(LedgerOptions::default()).await;
+        assert_eq!(balances(&second, wallet.id).await, posted(0, 100));
+        let stale = first.transfer(vec![single(bank.id, wallet.id, 7)]).await;
+        match &stale {
+            Err(Error::Unavailable(reason)) => {
+                assert!(reason.contains("another ledger writer"), "{reason}")
+            }
+            other => panic!("the fenced writer answered {other:?}"),
+        }
+        // It stays fenced, reads included.
+        assert!(matches!(
+            first.account(wallet.id).await,
+            Err(Error::Unavailable(_))
+        ));
+        let after = second
+            .transfer(vec![single(bank.id, wallet.id, 5)])
+            .await
+            .unwrap();
+        assert_eq!(after, [TransferResult::Created]);
+        second.shutdown().await;
+        first.shutdown().await;
+
+        let third = test.writer(LedgerOptions::default()).await;
+        assert_eq!(
+            balances(&third, wallet.id).await,
+            posted(0, 105),
+            "the fenced writer's transfer must not be stored"
+        );
+        assert!(test.store.verify_ledger_chain().await.unwrap().is_ok());
+        third.shutdown().await;
+    }
+}
