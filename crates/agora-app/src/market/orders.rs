@@ -310,6 +310,16 @@ impl App {
         }
     }
 
+    /// Refuses money moves for a person who has no account here (an operator's typo would
+    /// otherwise fund a wallet nobody can spend).
+    async fn customer_exists(&self, customer: UserId) -> Result<()> {
+        self.store()
+            .user(customer)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found(format!("customer {customer}: no such user")))
+    }
+
     async fn org_exists(&self, org_id: OrgId) -> Result<()> {
         self.store()
             .org(org_id)
@@ -358,6 +368,7 @@ impl App {
         let payment_id = PaymentId::new();
         let now = Timestamp::now();
         let result = async {
+            self.customer_exists(customer).await?;
             if let Some(token) = card_token {
                 let mut sandbox = self.load_sandbox().await?;
                 sandbox.authorize(payment_id, currency, amount, token, now)?;
@@ -613,6 +624,7 @@ impl App {
         input: &NewOrder,
         now: Timestamp,
     ) -> Result<Order> {
+        self.customer_exists(customer).await?;
         let rules = self.load_rules().await?;
         let mut lines = Vec::with_capacity(input.lines.len());
         for line in &input.lines {

@@ -38,6 +38,18 @@ fn customer(client: usize) -> UserId {
         .unwrap()
 }
 
+/// The setup every round's child shares: the seller, its listing, and one customer per client.
+type Setup = (OrgId, ListingId, Vec<UserId>);
+
+async fn setup_of(app: &App) -> Option<Setup> {
+    let doc = app
+        .store()
+        .document("crash_test", "seller")
+        .await
+        .unwrap()?;
+    Some(serde_json::from_str(&doc.body).unwrap())
+}
+
 async fn open_app(dir: &str) -> App {
     let store = open_store(&database_url(dir)).await;
     App::new(
@@ -177,9 +189,9 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
                 refund_docs += 1;
             }
             // What the wallets hold is what was topped up, less what they paid, plus what came back.
+            let (_, _, customers) = setup_of(&app).await.expect("the child set up the market");
             let mut wallets = 0;
-            for client in 0..CLIENTS {
-                let who = customer(client);
+            for &who in &customers {
                 wallets += balance(AccountPurpose::CustomerWallet { customer: who }).await;
                 wallets += wallet_paid.get(&who).copied().unwrap_or(0);
                 wallets -= refunded_to_wallet.get(&who).copied().unwrap_or(0);
@@ -218,8 +230,8 @@ fn market_crash_child_trades_until_killed() {
         let system = Actor::system();
         let call = || Call::new(&system, RequestId::new());
         // The seller and its listing, made once and found again by the next rounds.
-        let seller = match app.store().document("crash_test", "seller").await.unwrap() {
-            Some(doc) => serde_json::from_str::<(OrgId, ListingId)>(&doc.body).unwrap(),
+        let setup = match setup_of(&app).await {
+            Some(setup) => setup,
             None => {
                 let org = app
                     .create_org(
@@ -244,9 +256,22 @@ fn market_crash_child_trades_until_killed() {
                     created_at: now,
                     updated_at: now,
                 };
+                let mut customers = Vec::new();
+                for client in 0..CLIENTS {
+                    let signed_up = app
+                        .sign_up(
+                            &format!("customer{client}@crash.example"),
+                            "Crash customer",
+                            "a crash test password",
+                            RequestId::new(),
+                        )
+                        .await
+                        .unwrap();
+                    customers.push(signed_up.user.id);
+                }
                 let mut tx = app.store().write().await.unwrap();
                 tx.insert_listing(&listing).await.unwrap();
-                let body = serde_json::to_string(&(org.id, listing.id)).unwrap();
+                let body = serde_json::to_string(&(org.id, listing.id, &customers)).unwrap();
                 tx.put_document(
                     &agora_store::DocumentWrite {
                         kind: "crash_test",
@@ -261,17 +286,17 @@ fn market_crash_child_trades_until_killed() {
                 .await
                 .unwrap();
                 tx.commit().await.unwrap();
-                (org.id, listing.id)
+                (org.id, listing.id, customers)
             }
         };
-        let (seller, bread) = seller;
+        let (seller, bread, customers) = setup;
         let stop_at = Instant::now() + Duration::from_secs(60);
         let clients = (0..CLIENTS).map(|client| {
             let app = app.clone();
+            let who = customers[client];
             tokio::spawn(async move {
                 let system = Actor::system();
                 let call = || Call::new(&system, RequestId::new());
-                let who = customer(client);
                 let mut rng = StdRng::from_entropy();
                 while Instant::now() < stop_at {
                     app.top_up_wallet(&call(), who, eur(), rng.gen_range(100..2_000), None)
