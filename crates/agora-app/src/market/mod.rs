@@ -5,6 +5,7 @@
 mod idempotency;
 mod orders;
 mod points;
+mod provider;
 mod replay;
 mod settlement;
 mod steps;

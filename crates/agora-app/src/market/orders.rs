@@ -19,10 +19,11 @@ use agora_market::order::{
     PlaceOrder, RefundRecord, RefundRequest, SellerFunds,
 };
 use agora_market::payout::{self, PayoutRecord, PayoutRequest, SellerSettings};
-use agora_market::sandbox::{Notification, PaymentStatus, Sandbox};
+use agora_market::sandbox::Notification;
 use agora_market::{AccountPurpose, Plan, StepKey, account_id, wallet};
 use serde::{Deserialize, Serialize};
 
+use super::provider::{PaymentProvider, SandboxProvider};
 use super::{Doc, Step, StepEvent};
 use crate::{App, Call, Page};
 
@@ -35,7 +36,6 @@ const RULE: &str = "commission_rule";
 const SETTINGS: &str = "seller_settings";
 const REFUND: &str = "refund";
 const PAYOUT: &str = "payout";
-const SANDBOX: &str = "sandbox";
 /// Rules are few: all of them are read for every order.
 const RULES_MAX: u32 = 10_000;
 
@@ -370,10 +370,11 @@ impl App {
         let result = async {
             self.customer_exists(customer).await?;
             if let Some(token) = card_token {
-                let mut sandbox = self.load_sandbox().await?;
-                sandbox.authorize(payment_id, currency, amount, token, now)?;
-                sandbox.capture(payment_id, now)?;
-                self.save_sandbox(&sandbox).await?;
+                let provider = SandboxProvider;
+                provider
+                    .authorize(self, payment_id, currency, amount, token, now)
+                    .await?;
+                provider.capture(self, payment_id, now).await?;
             }
             wallet::top_up(customer, currency, amount, payment_id, now)
         }
@@ -563,17 +564,13 @@ impl App {
             }
             PayWith::Card { token } => {
                 let payment_id = PaymentId::new();
-                let mut sandbox = self.load_sandbox().await?;
-                let authorized = sandbox
-                    .authorize(payment_id, order.currency, order.total, token, now)
-                    .map(|_| ());
-                // A declined card is remembered by the provider (it notifies the failure) even
-                // though no order is kept.
-                self.save_sandbox(&sandbox).await?;
+                let provider = SandboxProvider;
+                let authorized = provider
+                    .authorize(self, payment_id, order.currency, order.total, token, now)
+                    .await;
                 self.audited(call, Action::OrderPlace, resource, authorized)
                     .await?;
-                sandbox.capture(payment_id, now)?;
-                self.save_sandbox(&sandbox).await?;
+                provider.capture(self, payment_id, now).await?;
                 let mut placed = order.clone();
                 placed.payment = None;
                 let detail = serde_json::json!({ "order": order.id, "total": order.total, "currency": order.currency, "paid_with": "card", "payment_id": payment_id, "provider": SANDBOX_PROVIDER });
@@ -652,52 +649,15 @@ impl App {
     // The payment provider
     // ---------------------------------------------------------------------------------------
 
-    async fn load_sandbox(&self) -> Result<Sandbox> {
-        match self.store().document(SANDBOX, SANDBOX_PROVIDER).await? {
-            Some(doc) => parse(&doc.body, SANDBOX),
-            None => Ok(Sandbox::with_schedule(
-                agora_market::sandbox::NotificationSchedule::new(
-                    self.config().sandbox_seed,
-                    self.config().sandbox_delay_seconds_max,
-                    self.config().sandbox_duplicate_per_mille,
-                ),
-            )),
-        }
-    }
-
-    async fn save_sandbox(&self, sandbox: &Sandbox) -> Result<()> {
-        let body =
-            serde_json::to_string(sandbox).map_err(|e| Error::Internal(format!("sandbox: {e}")))?;
-        let mut tx = self.store().write().await?;
-        tx.put_document(
-            &agora_store::DocumentWrite {
-                kind: SANDBOX,
-                id: SANDBOX_PROVIDER,
-                owner: None,
-                status: None,
-                sort_key: None,
-                body: &body,
-            },
-            Timestamp::now(),
-        )
-        .await?;
-        tx.commit().await
-    }
-
     /// Delivers the sandbox provider's notifications due at `now` (late, duplicated, reordered)
     /// and handles each. The server calls it periodically; tests call it with a later `now`.
     pub async fn deliver_payment_notifications(&self, now: Timestamp) -> Result<usize> {
         let due = {
             let _guard = self.market_lock().await?;
-            let mut sandbox = self.load_sandbox().await?;
-            let due = sandbox.deliver(now);
-            if !due.is_empty() {
-                self.save_sandbox(&sandbox).await?;
-            }
-            due
+            SandboxProvider.due_notifications(self, now).await?
         };
         for notification in &due {
-            self.payment_notification(SANDBOX_PROVIDER, notification)
+            self.payment_notification(SandboxProvider.name(), notification)
                 .await?;
         }
         Ok(due.len())
@@ -723,14 +683,16 @@ impl App {
             tracing::debug!(event = %notification.event_id, "a provider notification arrived again; ignored");
             return Ok(());
         }
-        let sandbox = self.load_sandbox().await?;
-        let Some(payment) = sandbox.payment(notification.payment_id) else {
+        let Some(payment) = SandboxProvider
+            .payment(self, notification.payment_id)
+            .await?
+        else {
             return Err(Error::not_found(format!(
                 "payment {} at {provider}",
                 notification.payment_id
             )));
         };
-        if payment.status != PaymentStatus::Captured {
+        if !payment.captured {
             return Ok(());
         }
         let Some(link) = self
@@ -744,7 +706,7 @@ impl App {
         let order_id: OrderId = parse(&link.body, "order_payment")?;
         let order = self.load_order(order_id).await?;
         let now = Timestamp::now();
-        match order::capture(&order, payment.id, provider, payment.captured, now)? {
+        match order::capture(&order, payment.id, provider, payment.captured_amount, now)? {
             Capture::AlreadyCaptured => Ok(()),
             Capture::Captured { order: paid, plan } => {
                 let sellers: Vec<OrgId> = paid.parts.iter().map(|part| part.seller).collect();
@@ -753,7 +715,7 @@ impl App {
                     customer: paid.customer,
                     sellers,
                 };
-                let detail = serde_json::json!({ "order": paid.id, "payment_id": payment.id, "provider": provider, "amount": payment.captured, "notification": notification.event_id });
+                let detail = serde_json::json!({ "order": paid.id, "payment_id": payment.id, "provider": provider, "amount": payment.captured_amount, "notification": notification.event_id });
                 let step = Step::new(
                     "order_captured",
                     paid.id,
@@ -1109,9 +1071,9 @@ impl App {
         self.carry_out(call, step).await?;
         if let PaymentMethod::Card { payment_id, .. } = &record.payment {
             // The ledger holds the refund; the provider now sends the money back to the card.
-            let mut sandbox = self.load_sandbox().await?;
-            sandbox.refund(*payment_id, record.id, record.amount, now)?;
-            self.save_sandbox(&sandbox).await?;
+            SandboxProvider
+                .refund(self, *payment_id, record.id, record.amount, now)
+                .await?;
         }
         Ok(record)
     }
@@ -1158,9 +1120,9 @@ impl App {
             && let Some(payment) = &order.payment
             && let PaymentMethod::Card { payment_id, .. } = &payment.method
         {
-            let mut sandbox = self.load_sandbox().await?;
-            sandbox.refund(*payment_id, RefundId::new(), refunded, now)?;
-            self.save_sandbox(&sandbox).await?;
+            SandboxProvider
+                .refund(self, *payment_id, RefundId::new(), refunded, now)
+                .await?;
         }
         if let Some(doc) = self
             .store()
