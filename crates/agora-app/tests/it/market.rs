@@ -155,6 +155,21 @@ async fn an_order_paid_refunded_in_part_and_paid_out_leaves_balances_a_reader_ca
         }
         let milk = listing(app, market.fresh, "Whole milk", 1_250, Some(5)).await;
         let coffee = listing(app, market.bright, "Cold brew", 800, None).await;
+        // One point per euro spent, funded by the operator.
+        app.set_points_rule(
+            &call(op),
+            agora_app::NewPointsRule {
+                id: None,
+                earning: agora_app::PointsEarning::PerAmountSpent,
+                points_per_major_unit: Some(1),
+                action: None,
+                points: None,
+                funder: None,
+                expiry_days: 30,
+            },
+        )
+        .await
+        .unwrap();
 
         // The operator's cash desk tops the wallet up with 100.00.
         let wallet = app
@@ -188,6 +203,12 @@ async fn an_order_paid_refunded_in_part_and_paid_out_leaves_balances_a_reader_ca
             .unwrap()
             .order;
         assert_eq!((order.total, order.status), (3_300, OrderStatus::Paid));
+        // The paid order earned floor(33.00) = 33 points, the liability the ledger holds.
+        let points = app
+            .points_balance(&call(me), market.customer_id)
+            .await
+            .unwrap();
+        assert_eq!((points.spendable, points.liability), (33, 33));
         let clearing = AccountPurpose::OrderClearing { order: order.id };
         assert_eq!(market.balance(clearing.clone()).await, 3_300);
         assert_eq!(
