@@ -1,5 +1,6 @@
 //! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
-//! check the session cookie's flags, open the audit log, sign out.
+//! check the session cookie's flags, open the audit log, sign out; and the demo's customer
+//! searching the market and buying with her wallet.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -105,4 +106,81 @@ fn a_person_signs_in_opens_the_audit_log_and_signs_out_in_chromium() {
         "browser test failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all 6 steps passed"), "{stdout}");
+}
+
+/// The demo's customer shops in Chromium: searches the market, buys a loaf with her wallet,
+/// sees the paid order in her history and the wallet's new balance.
+#[test]
+fn the_demo_customer_buys_with_her_wallet_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut demo = crate::harness::agora()
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("demo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("agora demo starts");
+    // Killed whatever happens below.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = demo.stdout.take().unwrap();
+    let demo = Stop(demo);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = receiver
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("agora demo printed no address");
+        if let Some(rest) = line.strip_prefix("Agora is listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || while receiver.recv().is_ok() {});
+    let screenshots = std::env::var("AGORA_SCREENSHOT_DIR").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join("agora-portal-screenshots")
+            .display()
+            .to_string()
+    });
+    let output = Command::new("node")
+        .arg(dir.join("portal-checkout.mjs"))
+        .env("AGORA_URL", &url)
+        .env("AGORA_EMAIL", "cleo@customer.example")
+        .env("AGORA_PASSWORD", "agora-demo-password")
+        .env("AGORA_TEST_CHROMIUM", chromium())
+        .env("AGORA_SCREENSHOT_DIR", &screenshots)
+        .output()
+        .expect("node runs");
+    drop(demo);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser checkout failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("portal-checkout: all 6 steps passed"),
+        "{stdout}"
+    );
 }
