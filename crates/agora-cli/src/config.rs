@@ -88,6 +88,7 @@ pub struct Identity {
 pub struct Api {
     pub page_size_default: u32,
     pub page_size_max: u32,
+    pub idempotency_key_ttl_hours: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -184,7 +184,11 @@ pub async fn serve(
         .await
         .context("cannot finish the marketplace steps interrupted by the last stop")?;
     let checkpoints = spawn_checkpoints(app.clone(), config.audit.checkpoint_interval_seconds);
-    let market = spawn_market_housekeeping(app.clone(), config.market.clone());
+    let market = spawn_market_housekeeping(
+        app.clone(),
+        config.market.clone(),
+        config.api.idempotency_key_ttl_hours,
+    );
     let state = ServerState::new(app.clone(), config.server_config());
     agora_server::serve(listener, state, shutdown)
         .await
@@ -205,10 +209,11 @@ pub async fn serve(
 }
 
 /// Delivers the sandbox provider's notifications, and now and then releases held funds, expires
-/// points and runs scheduled payouts.
+/// points, forgets expired idempotency keys and runs scheduled payouts.
 fn spawn_market_housekeeping(
     app: App,
     market: crate::config::Market,
+    idempotency_key_ttl_hours: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker =
@@ -232,6 +237,15 @@ fn spawn_market_housekeeping(
                 Ok(0) => {}
                 Ok(released) => tracing::info!(released, "released seller funds whose hold ended"),
                 Err(error) => tracing::warn!(%error, "could not release held seller funds"),
+            }
+            let ttl_us = i64::try_from(idempotency_key_ttl_hours.saturating_mul(3_600_000_000))
+                .unwrap_or(i64::MAX);
+            let before =
+                agora_domain::Timestamp::from_micros(now.as_micros().saturating_sub(ttl_us));
+            match forget_idempotency_keys(&app, before).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "forgot expired idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not forget expired idempotency keys"),
             }
             match app.expire_due_points().await {
                 Ok(expiry) if expiry.lots_expired > 0 => tracing::info!(
@@ -257,6 +271,16 @@ fn spawn_market_housekeeping(
             }
         }
     })
+}
+
+async fn forget_idempotency_keys(
+    app: &App,
+    before: agora_domain::Timestamp,
+) -> agora_domain::Result<u64> {
+    let mut tx = app.store().write().await?;
+    let forgotten = tx.expire_idempotency_keys(before).await?;
+    tx.commit().await?;
+    Ok(forgotten)
 }
 
 fn spawn_checkpoints(app: App, interval_seconds: u64) -> Option<tokio::task::JoinHandle<()>> {

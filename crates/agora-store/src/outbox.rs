@@ -150,6 +150,17 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Forgets every idempotency key claimed before `before`, answered or not: a retry later
+    /// than that is a new request. Returns how many were forgotten.
+    pub async fn expire_idempotency_keys(&mut self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_us < $1")
+            .bind(before.as_micros())
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     /// Stores the response of a claimed key, so that replays return it.
     pub async fn complete_idempotency_key(
         &mut self,

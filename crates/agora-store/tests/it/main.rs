@@ -2,6 +2,7 @@
 //! and PostgreSQL when `AGORA_TEST_POSTGRES_URL` is set (CI always sets it).
 
 mod harness;
+mod idempotency;
 mod ledger;
 mod ledger_throughput;
 mod listing;
