@@ -161,8 +161,9 @@ impl Datasets {
         let tables = tables
             .canonicalize()
             .map_err(|e| Error::Internal(format!("resolving {}: {e}", tables.display())))?;
-        let base_url = Url::from_directory_path(&tables)
-            .map_err(|()| Error::Internal(format!("{} is not an absolute path", tables.display())))?;
+        let base_url = Url::from_directory_path(&tables).map_err(|()| {
+            Error::Internal(format!("{} is not an absolute path", tables.display()))
+        })?;
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
         Self::with_store(options, store, base_url)
     }
@@ -291,7 +292,9 @@ impl Datasets {
         let expected = expected.cloned();
         let limits = self.inner.options.read_limits();
         let (schema, rows) = tokio::task::spawn_blocking(move || {
-            parse::read_file(&path, format, expected.as_ref(), limits, &mut |_batch| Ok(()))
+            parse::read_file(&path, format, expected.as_ref(), limits, &mut |_batch| {
+                Ok(())
+            })
         })
         .await
         .map_err(|e| Error::Internal(format!("checking an upload: {e}")))??;

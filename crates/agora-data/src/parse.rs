@@ -271,8 +271,9 @@ impl ColumnBuilder {
             Self::Date(builder) => {
                 builder.append_value(parse_date(text).ok_or(describe(ColumnType::Date))?)
             }
-            Self::Timestamp(builder) => builder
-                .append_value(parse_timestamp(text).ok_or(describe(ColumnType::Timestamp))?),
+            Self::Timestamp(builder) => {
+                builder.append_value(parse_timestamp(text).ok_or(describe(ColumnType::Timestamp))?)
+            }
         }
         Ok(())
     }
@@ -346,7 +347,11 @@ impl<'a> Batcher<'a> {
         if self.pending == 0 {
             return Ok(());
         }
-        let columns = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let columns = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect();
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::Internal(format!("building a record batch: {e}")))?;
         self.pending = 0;
@@ -378,7 +383,11 @@ fn csv_error(error: csv::Error) -> Error {
 fn csv_header(reader: &mut csv::Reader<BufReader<File>>) -> Result<Vec<String>> {
     let header = reader.byte_headers().map_err(csv_error)?.clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
-        return Err(Malformed::at(1, "the file is empty; a CSV upload starts with a header line naming its columns").into());
+        return Err(Malformed::at(
+            1,
+            "the file is empty; a CSV upload starts with a header line naming its columns",
+        )
+        .into());
     }
     header
         .iter()
@@ -440,7 +449,9 @@ fn infer_csv(path: &Path, limits: ReadLimits) -> Result<DatasetSchema> {
     let mut types: Vec<Option<ColumnType>> = vec![None; header.len()];
     let mut record = csv::ByteRecord::new();
     let mut rows = 0;
-    while rows < limits.schema_infer_rows && reader.read_byte_record(&mut record).map_err(csv_error)? {
+    while rows < limits.schema_infer_rows
+        && reader.read_byte_record(&mut record).map_err(csv_error)?
+    {
         let line = record.position().map_or(0, csv::Position::line);
         check_width(&record, line, &header)?;
         for (index, slot) in types.iter_mut().enumerate() {
@@ -485,7 +496,9 @@ fn map_header(header: &[String], schema: &DatasetSchema) -> Result<Vec<usize>> {
             .into());
         };
         if positions.contains(&position) {
-            return Err(Malformed::in_column(1, index + 1, name, "the column appears twice").into());
+            return Err(
+                Malformed::in_column(1, index + 1, name, "the column appears twice").into(),
+            );
         }
         positions.push(position);
     }
@@ -671,9 +684,13 @@ fn infer_json_lines(path: &Path, limits: ReadLimits) -> Result<DatasetSchema> {
             match type_of_json(value) {
                 None => {}
                 Some(Err(what)) => {
-                    return Err(
-                        Malformed::in_column(line, index + 1, name, format!("{what} is not supported")).into(),
-                    );
+                    return Err(Malformed::in_column(
+                        line,
+                        index + 1,
+                        name,
+                        format!("{what} is not supported"),
+                    )
+                    .into());
                 }
                 Some(Ok(found)) => {
                     let slot = &mut columns[index].1;
@@ -701,10 +718,7 @@ fn infer_json_lines(path: &Path, limits: ReadLimits) -> Result<DatasetSchema> {
     Ok(schema)
 }
 
-fn append_json(
-    builder: &mut ColumnBuilder,
-    value: &serde_json::Value,
-) -> Result<(), &'static str> {
+fn append_json(builder: &mut ColumnBuilder, value: &serde_json::Value) -> Result<(), &'static str> {
     use serde_json::Value;
     if value.is_null() {
         builder.null();
@@ -837,7 +851,8 @@ fn read_parquet(
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let file = File::open(path).map_err(io_error)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e, 1))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e, 1))?;
     let file_schema = builder.schema().clone();
     let mut found = Vec::with_capacity(file_schema.fields().len());
     for (index, field) in file_schema.fields().iter().enumerate() {
@@ -875,7 +890,9 @@ fn read_parquet(
                     .column(&column.name)
                     .expect("map_header checked every name")
                     .column_type;
-                if want != column.column_type && !(want == ColumnType::Float && column.column_type == ColumnType::Integer) {
+                if want != column.column_type
+                    && !(want == ColumnType::Float && column.column_type == ColumnType::Integer)
+                {
                     return Err(Malformed::in_column(
                         1,
                         index + 1,
@@ -921,14 +938,16 @@ fn read_parquet(
                 safe: false,
                 ..Default::default()
             };
-            let array = arrow_cast::cast_with_options(batch.column(index), field.data_type(), &options).map_err(|e| {
-                Malformed::in_column(
-                    rows + 1,
-                    index + 1,
-                    field.name(),
-                    format!("a value does not fit {}: {e}", field.data_type()),
-                )
-            })?;
+            let array =
+                arrow_cast::cast_with_options(batch.column(index), field.data_type(), &options)
+                    .map_err(|e| {
+                        Malformed::in_column(
+                            rows + 1,
+                            index + 1,
+                            field.name(),
+                            format!("a value does not fit {}: {e}", field.data_type()),
+                        )
+                    })?;
             columns.push(array);
         }
         let batch = RecordBatch::try_new(target.clone(), columns)
@@ -959,9 +978,18 @@ mod tests {
         for (text, expect) in cases {
             assert_eq!(type_of_text(text), expect, "{text}");
         }
-        assert_eq!(widen(ColumnType::Integer, ColumnType::Float), ColumnType::Float);
-        assert_eq!(widen(ColumnType::Integer, ColumnType::Date), ColumnType::String);
+        assert_eq!(
+            widen(ColumnType::Integer, ColumnType::Float),
+            ColumnType::Float
+        );
+        assert_eq!(
+            widen(ColumnType::Integer, ColumnType::Date),
+            ColumnType::String
+        );
         assert_eq!(parse_date("1970-01-02"), Some(1));
-        assert_eq!(parse_timestamp("1970-01-01T00:00:01+01:00"), Some(-3_599_000_000));
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:00:01+01:00"),
+            Some(-3_599_000_000)
+        );
     }
 }

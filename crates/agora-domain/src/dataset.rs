@@ -30,7 +30,10 @@ impl DatasetName {
             Some(first) if !first.is_ascii_lowercase() => {
                 return Err(Error::invalid(
                     field,
-                    format!("`{}` must start with a lower-case letter a-z", shorten(text)),
+                    format!(
+                        "`{}` must start with a lower-case letter a-z",
+                        shorten(text)
+                    ),
                 ));
             }
             Some(_) => {}
@@ -232,7 +235,10 @@ impl DatasetSchema {
     /// non-empty names of at most 255 bytes and no control characters.
     pub fn check(&self) -> Result<()> {
         if self.columns.is_empty() {
-            return Err(Error::invalid("schema", "a dataset needs at least one column"));
+            return Err(Error::invalid(
+                "schema",
+                "a dataset needs at least one column",
+            ));
         }
         if self.columns.len() > DATASET_COLUMNS_MAX {
             return Err(Error::invalid(
@@ -576,7 +582,14 @@ mod tests {
     #[test]
     fn dataset_names_are_sql_table_names() {
         assert!(DatasetName::parse("store_sales_2026").is_ok());
-        for bad in ["", "Sales", "1st", "store-sales", "store sales", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Sales",
+            "1st",
+            "store-sales",
+            "store sales",
+            &"a".repeat(64),
+        ] {
             assert!(DatasetName::parse(bad).is_err(), "{bad:?}");
         }
     }

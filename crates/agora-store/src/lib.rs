@@ -6,6 +6,7 @@
 //! so that the change, its audit entry and its event commit together or not at all.
 
 mod audit;
+mod dataset;
 mod identity;
 mod ledger;
 mod listing;

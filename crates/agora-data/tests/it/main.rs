@@ -48,7 +48,11 @@ impl Fixture {
         }
     }
 
-    async fn stage(&self, format: UploadFormat, bytes: &[u8]) -> agora_domain::Result<StagedUpload> {
+    async fn stage(
+        &self,
+        format: UploadFormat,
+        bytes: &[u8],
+    ) -> agora_domain::Result<StagedUpload> {
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
             bytes.chunks(7).map(|chunk| Ok(chunk.to_vec())).collect();
         self.datasets
@@ -63,7 +67,10 @@ impl Fixture {
         match known {
             None => {
                 let checked = self.datasets.check(&staged, None).await?;
-                let version = self.datasets.create(&self.location, &staged, &checked).await?;
+                let version = self
+                    .datasets
+                    .create(&self.location, &staged, &checked)
+                    .await?;
                 *self.schema.lock().unwrap() = Some(checked.schema);
                 Ok(version)
             }
@@ -86,9 +93,7 @@ impl Fixture {
             .expect("rows");
         rows.rows
             .into_iter()
-            .map(|row| {
-                serde_json::Value::Object(rows.columns.iter().cloned().zip(row).collect())
-            })
+            .map(|row| serde_json::Value::Object(rows.columns.iter().cloned().zip(row).collect()))
             .collect()
     }
 
@@ -147,7 +152,10 @@ fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
 #[tokio::test]
 async fn csv_upload_infers_the_schema_and_reads_back() {
     let fixture = Fixture::new();
-    let staged = fixture.stage(UploadFormat::Csv, SALES.as_bytes()).await.unwrap();
+    let staged = fixture
+        .stage(UploadFormat::Csv, SALES.as_bytes())
+        .await
+        .unwrap();
     let checked = fixture.datasets.check(&staged, None).await.unwrap();
     assert_eq!(checked.rows, 2);
     assert_eq!(
@@ -161,7 +169,10 @@ async fn csv_upload_infers_the_schema_and_reads_back() {
         ]
     );
     drop(staged);
-    assert_eq!(fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await, Ok(1));
+    assert_eq!(
+        fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await,
+        Ok(1)
+    );
     let rows = fixture
         .datasets
         .rows(&fixture.location, 1, 100)
@@ -178,15 +189,28 @@ async fn csv_upload_infers_the_schema_and_reads_back() {
 #[tokio::test]
 async fn appending_makes_version_2_and_version_1_stays_readable() {
     let fixture = Fixture::new();
-    assert_eq!(fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await, Ok(1));
+    assert_eq!(
+        fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await,
+        Ok(1)
+    );
     // Columns in another order still match by name.
     let more = "units,store,price,day,open\n7,Faro,3.0,2026-01-04,true\n";
-    assert_eq!(fixture.upload(UploadFormat::Csv, more.as_bytes()).await, Ok(2));
+    assert_eq!(
+        fixture.upload(UploadFormat::Csv, more.as_bytes()).await,
+        Ok(2)
+    );
     assert_eq!(fixture.rows(1).await.len(), 2);
     let latest = fixture.rows(2).await;
     assert_eq!(latest.len(), 3);
-    assert!(latest.iter().any(|row| row["store"] == "Faro" && row["units"] == 7));
-    assert_eq!(fixture.datasets.latest_version(&fixture.location).await, Ok(2));
+    assert!(
+        latest
+            .iter()
+            .any(|row| row["store"] == "Faro" && row["units"] == 7)
+    );
+    assert_eq!(
+        fixture.datasets.latest_version(&fixture.location).await,
+        Ok(2)
+    );
     // The query engine's door: a DataFusion table as of version 1.
     let provider = fixture
         .datasets
@@ -202,7 +226,12 @@ async fn json_lines_upload_reads_objects_by_field_name() {
     let body = "{\"store\":\"Lisbon\",\"units\":3,\"at\":\"2026-01-02T10:00:00Z\"}\n\
                 \n\
                 {\"units\":2.5,\"store\":null}\n";
-    assert_eq!(fixture.upload(UploadFormat::JsonLines, body.as_bytes()).await, Ok(1));
+    assert_eq!(
+        fixture
+            .upload(UploadFormat::JsonLines, body.as_bytes())
+            .await,
+        Ok(1)
+    );
     let schema = fixture.schema.lock().unwrap().clone().unwrap();
     assert_eq!(
         types(&schema),
@@ -254,7 +283,10 @@ async fn parquet_upload_keeps_its_schema_in_datasets_types() {
 /// `expect` and leave every file of the table as it was.
 async fn check_refused(format: UploadFormat, bad: &[u8], expect: &str) {
     let fixture = Fixture::new();
-    assert_eq!(fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await, Ok(1));
+    assert_eq!(
+        fixture.upload(UploadFormat::Csv, SALES.as_bytes()).await,
+        Ok(1)
+    );
     let before = fixture.files();
     let error = fixture
         .upload(format, bad)
@@ -262,7 +294,10 @@ async fn check_refused(format: UploadFormat, bad: &[u8], expect: &str) {
         .expect_err("the file is refused");
     assert_eq!(error.to_string(), expect);
     assert_eq!(fixture.files(), before, "a refused file writes nothing");
-    assert_eq!(fixture.datasets.latest_version(&fixture.location).await, Ok(1));
+    assert_eq!(
+        fixture.datasets.latest_version(&fixture.location).await,
+        Ok(1)
+    );
     assert_eq!(fixture.staged_files(), 0);
 }
 
@@ -386,14 +421,21 @@ async fn an_empty_file_is_refused() {
             "",
             "invalid file: line 1: the file is empty; a CSV upload starts with a header line naming its columns",
         ),
-        (UploadFormat::Csv, "a,b\n", "invalid file: the file holds no rows"),
+        (
+            UploadFormat::Csv,
+            "a,b\n",
+            "invalid file: the file holds no rows",
+        ),
         (
             UploadFormat::JsonLines,
             "\n",
             "invalid file: line 1: the file holds no JSON object with a field",
         ),
     ] {
-        let error = fixture.upload(format, body.as_bytes()).await.expect_err(body);
+        let error = fixture
+            .upload(format, body.as_bytes())
+            .await
+            .expect_err(body);
         assert_eq!(error.to_string(), expect);
     }
     assert!(fixture.files().is_empty());

@@ -928,7 +928,9 @@ fn model(
     }
     if matches!(action, DatasetManage | DatasetRead) {
         let own = match resource {
-            Resource::Organisation(org_id) => actor.acting.is_some_and(|acting| acting.org_id == *org_id),
+            Resource::Organisation(org_id) => {
+                actor.acting.is_some_and(|acting| acting.org_id == *org_id)
+            }
             _ => false,
         };
         if !own {
