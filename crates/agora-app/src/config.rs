@@ -34,6 +34,8 @@ pub struct AppConfig {
     pub sandbox_seed: u64,
     pub sandbox_delay_seconds_max: u32,
     pub sandbox_duplicate_per_mille: u32,
+    /// Where datasets are stored and how large an upload may be.
+    pub data: agora_data::DataOptions,
 }
 
 impl Default for AppConfig {
@@ -52,6 +54,7 @@ impl Default for AppConfig {
             sandbox_seed: 7,
             sandbox_delay_seconds_max: 2,
             sandbox_duplicate_per_mille: 250,
+            data: agora_data::DataOptions::new("./agora-data"),
         }
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cache;
 mod config;
+mod datasets;
 mod ledger;
 mod ledger_ops;
 mod listings;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+pub use agora_data;
 pub use agora_ledger;
 pub use agora_market;
 pub use agora_policy;
@@ -35,6 +37,7 @@ pub use agora_store;
 pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
 pub use config::{Admission, AppConfig};
+pub use datasets::{ColumnView, DATASET_ROWS_MAX, DatasetRows, DatasetView, UploadOutcome};
 pub use ledger::{LedgerOptions, LedgerStats, LedgerWriter};
 pub use ledger_ops::{
     AccountOutcome, AccountView, LEDGER_REQUEST_ITEMS_MAX, LedgerVerifyReport, NewLedgerAccount,
@@ -118,6 +121,9 @@ struct Inner {
     /// The ledger's single writer, started on first use: restoring the ledger reads all of it.
     ledger: tokio::sync::OnceCell<LedgerWriter>,
     market: market::Market,
+    /// The datasets engine, opened on first use: it creates folders in the data folder.
+    datasets: std::sync::OnceLock<agora_data::Datasets>,
+    dataset_locks: datasets::DatasetLocks,
 }
 
 /// How a write that may be a replay began.
@@ -151,6 +157,8 @@ impl App {
                 key,
                 ledger: tokio::sync::OnceCell::new(),
                 market: market::Market::default(),
+                datasets: std::sync::OnceLock::new(),
+                dataset_locks: datasets::DatasetLocks::default(),
             }),
         }
     }

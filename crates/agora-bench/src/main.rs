@@ -9,6 +9,7 @@
 mod audit_verify;
 mod checkout;
 mod database;
+mod dataset_upload;
 mod http_reads;
 mod ledger;
 mod load;
@@ -71,6 +72,11 @@ enum Command {
         #[command(flatten)]
         backends: BackendOptions,
     },
+    /// Not part of `all`: CSV upload throughput in MB/s through the datasets engine, against copying the file.
+    DatasetUpload {
+        #[command(flatten)]
+        upload: dataset_upload::UploadOptions,
+    },
     /// Not part of `all`: durable transfers/s through the ledger's single writer (group commit) against plain SQLite from Python.
     Ledger {
         #[command(flatten)]
@@ -97,6 +103,7 @@ async fn run(command: Command) -> Result<()> {
         Command::AuditVerify { audit, backends } => audit_verify::run(&audit, &backends).await,
         Command::Ledger { ledger, backends } => ledger::run(&ledger, &backends).await,
         Command::Checkout { load, backends } => checkout::run(&load, &backends).await,
+        Command::DatasetUpload { upload } => dataset_upload::run(&upload).await,
         Command::All {
             load,
             audit,

@@ -23,6 +23,7 @@ pub struct Config {
     pub policy: Policy,
     pub ledger: Ledger,
     pub market: Market,
+    pub data: Data,
     pub log: Log,
 }
 
@@ -124,6 +125,15 @@ pub struct Market {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Data {
+    pub upload_bytes_max: u64,
+    pub upload_rows_max: u64,
+    pub schema_infer_rows: usize,
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: String,
     pub filter: String,
@@ -195,6 +205,14 @@ impl Config {
         if self.market.sandbox_duplicate_per_mille > 1000 {
             bail!("market.sandbox_duplicate_per_mille is at most 1000");
         }
+        if self.data.upload_bytes_max == 0 || self.data.upload_rows_max == 0 {
+            bail!("data.upload_bytes_max and data.upload_rows_max must be at least 1");
+        }
+        if self.data.schema_infer_rows == 0 || !(1..=1_048_576).contains(&self.data.batch_rows) {
+            bail!(
+                "data.schema_infer_rows must be at least 1 and data.batch_rows between 1 and 1048576"
+            );
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bail!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -243,6 +261,13 @@ impl Config {
             sandbox_seed: self.market.sandbox_seed,
             sandbox_delay_seconds_max: self.market.sandbox_delay_seconds_max,
             sandbox_duplicate_per_mille: self.market.sandbox_duplicate_per_mille,
+            data: agora_app::agora_data::DataOptions {
+                data_dir: self.storage.data_dir.clone(),
+                upload_bytes_max: self.data.upload_bytes_max,
+                upload_rows_max: self.data.upload_rows_max,
+                schema_infer_rows: self.data.schema_infer_rows,
+                batch_rows: self.data.batch_rows,
+            },
         }
     }
 

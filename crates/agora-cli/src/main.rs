@@ -58,6 +58,9 @@ enum Command {
     /// The audit log: read, export, and verify the hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(client::AuditCommand),
+    /// Datasets: upload CSV, JSON lines or Parquet, classify columns, versions, rows, delete.
+    #[command(subcommand)]
+    Dataset(client::DatasetCommand),
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
@@ -175,6 +178,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Member(command) => client::member(command).await,
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
+        Command::Dataset(command) => client::dataset(command).await,
         Command::Ledger(command) => client::ledger(command).await,
         Command::Listing(command) => client::listing(command).await,
         Command::Points(command) => client::points(command).await,

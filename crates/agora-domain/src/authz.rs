@@ -46,10 +46,13 @@ pub enum Action {
     MarketReadAll,
     LedgerRead,
     LedgerWrite,
+    // The data commons.
+    DatasetManage,
+    DatasetRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 37] = [
         Action::OrgCreate,
         Action::OrgList,
         Action::OrgRead,
@@ -85,6 +88,8 @@ impl Action {
         Action::MarketReadAll,
         Action::LedgerRead,
         Action::LedgerWrite,
+        Action::DatasetManage,
+        Action::DatasetRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +129,8 @@ impl Action {
             Action::MarketReadAll => "market.read_all",
             Action::LedgerRead => "ledger.read",
             Action::LedgerWrite => "ledger.write",
+            Action::DatasetManage => "dataset.manage",
+            Action::DatasetRead => "dataset.read",
         }
     }
 }

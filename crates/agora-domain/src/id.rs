@@ -156,6 +156,10 @@ prefixed_id!(
     /// One obligation between two partners within a settlement window.
     ObligationId, "obl", "obligation_id"
 );
+prefixed_id!(
+    /// A dataset: a versioned table an organisation owns.
+    DatasetId, "dst", "dataset_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod audit;
 pub mod authz;
+pub mod dataset;
 pub mod error;
 pub mod event;
 pub mod id;
@@ -22,9 +23,9 @@ pub mod timestamp;
 pub use actor::{Actor, Credential};
 pub use error::{Error, Result};
 pub use id::{
-    CommissionRuleId, EventId, ListingId, LotId, ObligationId, OrderId, OrderLineId, OrgId,
-    PaymentId, PayoutId, PointsRuleId, RefundId, RequestId, SessionId, SlotId, TokenId, UserId,
-    WindowId,
+    CommissionRuleId, DatasetId, EventId, ListingId, LotId, ObligationId, OrderId, OrderLineId,
+    OrgId, PaymentId, PayoutId, PointsRuleId, RefundId, RequestId, SessionId, SlotId, TokenId,
+    UserId, WindowId,
 };
 pub use name::{Email, OrgName, Password, PersonName};
 pub use role::Role;

@@ -63,6 +63,10 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        // Input larger than a byte limit is too large to take; other limits say "ask for less".
+        Error::LimitExceeded { limit, .. } if limit.ends_with("_bytes_max") => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         Error::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -7,6 +7,7 @@
 
 mod audit;
 mod checkpoint;
+mod dataset;
 mod identity;
 mod ledger;
 mod listing;

@@ -254,6 +254,37 @@ impl Api {
             .map_err(|error| unexpected(&url, error))
     }
 
+    /// `POST path` with a file streamed as the body, advancing `progress` by the bytes sent.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        file: tokio::fs::File,
+        progress: indicatif::ProgressBar,
+    ) -> Result<Value, Failure> {
+        use tokio::io::AsyncReadExt;
+        let chunks = futures_util::stream::unfold(file, move |mut file| {
+            let progress = progress.clone();
+            async move {
+                let mut buffer = vec![0; 1 << 16];
+                match file.read(&mut buffer).await {
+                    Ok(0) => None,
+                    Ok(read) => {
+                        buffer.truncate(read);
+                        progress.inc(read as u64);
+                        Some((Ok::<_, std::io::Error>(buffer), file))
+                    }
+                    Err(error) => Some((Err(error), file)),
+                }
+            }
+        });
+        let request = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(reqwest::Body::wrap_stream(chunks));
+        self.json(request).await
+    }
+
     /// `GET path` as a response to read as it arrives.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, Failure> {
         self.send(

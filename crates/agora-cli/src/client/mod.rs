@@ -6,6 +6,7 @@
 //! exit codes of `crate::exit`, derived from the HTTP status of the server's problem document.
 
 mod audit;
+mod datasets;
 mod http;
 mod ledger;
 mod listings;
@@ -22,6 +23,7 @@ use clap::Args;
 use serde::Deserialize;
 
 pub use audit::{AuditCommand, audit};
+pub use datasets::{DatasetCommand, dataset};
 pub use ledger::{LedgerCommand, ledger};
 pub use listings::{ListingCommand, listing};
 pub use login::{LoginArgs, login};

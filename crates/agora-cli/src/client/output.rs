@@ -20,14 +20,14 @@ pub enum Format {
 /// A table of text cells, printed with columns aligned on the widest cell.
 #[derive(Debug)]
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub fn new(headers: &[&'static str]) -> Self {
+    pub fn new(headers: &[&str]) -> Self {
         Self {
-            headers: headers.to_vec(),
+            headers: headers.iter().map(|header| (*header).to_owned()).collect(),
             rows: Vec::new(),
         }
     }

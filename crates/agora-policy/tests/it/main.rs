@@ -258,6 +258,21 @@ fn builtin_matrix() {
         analyst@A           order.read        order:bob:A     -          -          allow  order-seller-analyst
         analyst@A           order.refund      order:bob:A     -          -          deny   no-permit
         developer@A         order.read        order:bob:A     -          -          deny   no-permit
+        # Datasets stay with their owner: its owners and admins manage them, its analysts read them,
+        # and nobody else (not even the operator's admins) touches them directly.
+        owner@A             dataset.manage    org:A           -          -          allow  own-org-data-steward
+        admin@A+token       dataset.manage    org:A           -          -          allow  own-org-data-steward
+        admin@A             dataset.read      org:A           -          -          allow  own-org-data-steward
+        analyst@A           dataset.read      org:A           -          -          allow  own-org-data-analyst
+        analyst@A           dataset.manage    org:A           -          -          deny   no-permit
+        developer@A         dataset.read      org:A           -          -          deny   no-permit
+        member@A            dataset.read      org:A           -          -          deny   no-permit
+        owner@A             dataset.read      org:B           -          -          deny   datasets-stay-with-their-owner
+        owner@A             dataset.manage    org:B           -          -          deny   datasets-stay-with-their-owner
+        owner@OP            dataset.read      org:A           -          -          deny   datasets-stay-with-their-owner
+        analyst@OP          dataset.read      org:A           -          -          deny   datasets-stay-with-their-owner
+        owner@OP            dataset.manage    org:OP          -          -          allow  operator-admin
+        customer            dataset.read      org:A           -          -          deny   datasets-stay-with-their-owner
         # The operator sets the rules and reads the ledger; its analysts read, never write.
         admin@OP            market.operate    instance        -          -          allow  operator-admin
         admin@OP            ledger.write      instance        -          -          allow  operator-admin
@@ -542,6 +557,8 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "own-org-developer",
             "own-org-seller",
             "own-org-seller-analyst",
+            "own-org-data-steward",
+            "own-org-data-analyst",
             "order-seller",
             "order-seller-analyst",
             "own-org-member",
@@ -549,6 +566,7 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "owners-grant-owners",
             "no-role-escalation",
             "owners-manage-owners",
+            "datasets-stay-with-their-owner",
         ]
     );
     let annotated = Authorizer::BUILTIN_POLICIES.matches("@id(\"").count();
@@ -908,6 +926,17 @@ fn model(
     {
         return Err("owners-manage-owners");
     }
+    if matches!(action, DatasetManage | DatasetRead) {
+        let own = match resource {
+            Resource::Organisation(org_id) => {
+                actor.acting.is_some_and(|acting| acting.org_id == *org_id)
+            }
+            _ => false,
+        };
+        if !own {
+            return Err("datasets-stay-with-their-owner");
+        }
+    }
 
     if permitted(actor, action, resource, operator_admin, via_token) {
         Ok(())
@@ -1003,6 +1032,8 @@ fn permitted(
                         | SettlementRecord
                         | SettlementRead
                         | PointsGrant
+                        | DatasetManage
+                        | DatasetRead
                 )
             }
             Role::Analyst => matches!(
@@ -1014,6 +1045,7 @@ fn permitted(
                     | TokenList
                     | SellerRead
                     | SettlementRead
+                    | DatasetRead
             ),
             Role::Developer => matches!(action, MemberList | EventRead | TokenCreate | TokenList),
             Role::Member => action == MemberList,

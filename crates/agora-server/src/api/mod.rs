@@ -2,6 +2,7 @@
 //! OpenAPI document and the routes come from the same annotations.
 
 mod audit;
+mod datasets;
 mod ledger;
 mod listings;
 mod market;
@@ -33,6 +34,7 @@ use crate::ServerState;
         (name = "organisations", description = "Organisations, members and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
+        (name = "datasets", description = "Datasets: streaming uploads of CSV, JSON lines and Parquet, column classes, versions, rows as of any version"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
         (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
         (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
@@ -91,6 +93,11 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(audit::list_checkpoints, audit::create_checkpoint))
         .routes(routes!(audit::public_key))
         .routes(routes!(audit::org_events))
+        .routes(routes!(datasets::list))
+        .routes(routes!(datasets::show, datasets::delete))
+        .routes(routes!(datasets::upload, datasets::versions))
+        .routes(routes!(datasets::rows))
+        .routes(routes!(datasets::classify))
         .routes(routes!(ledger::create_accounts))
         .routes(routes!(ledger::get_account))
         .routes(routes!(ledger::create_transfers))

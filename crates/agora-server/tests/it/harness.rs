@@ -47,6 +47,9 @@ impl TestApi {
         server_config: ServerConfig,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // Datasets go to the test's own folder, never to the working directory.
+        let mut app_config = app_config;
+        app_config.data.data_dir = dir.path().join("data");
         let (database_url, database) = match backend {
             Backend::Sqlite => (
                 format!("sqlite://{}", dir.path().join("agora.db").display()),

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod datasets;
 mod harness;
 mod ledger;
 mod listings;

@@ -1,0 +1,298 @@
+//! query-bench: governed aggregate queries against their hand-written equivalent on DataFusion,
+//! over the same generated Parquet files, in the same process.
+//!
+//! `cargo run --release -p agora-query --bin query-bench -- --rows 10000000`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agora_domain::{OrgId, Timestamp};
+use agora_query::{Dataset, GovernedEngine, MemoryHistory, Protocol, QueryLimits, QueryRequest};
+use anyhow::{Context, bail};
+use datafusion::arrow::array::{
+    Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+const FILES: usize = 4;
+const BATCH_ROWS: usize = 65_536;
+const DAY_MICROS: i64 = 86_400_000_000;
+
+struct Args {
+    rows: usize,
+    iterations: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        rows: 1_000_000,
+        iterations: 5,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        let value = words
+            .next()
+            .with_context(|| format!("{word} needs a value"))?;
+        match word.as_str() {
+            "--rows" => args.rows = value.parse().context("--rows")?,
+            "--iterations" => args.iterations = value.parse().context("--iterations")?,
+            other => bail!("unknown argument {other}; use --rows N --iterations N"),
+        }
+    }
+    if args.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    Ok(args)
+}
+
+/// A small deterministic generator (SplitMix64), so every run sees the same data.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("region", DataType::Utf8, false),
+        Field::new("store", DataType::Utf8, false),
+        Field::new("brand", DataType::Utf8, false),
+        Field::new("sku", DataType::Utf8, false),
+        Field::new(
+            "day",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("units", DataType::Int64, false),
+        Field::new("revenue", DataType::Float64, false),
+    ]))
+}
+
+fn write_sales(dir: &std::path::Path, rows: usize, start: Timestamp) -> anyhow::Result<()> {
+    let mut mix = Mix(42);
+    let per_file = rows.div_ceil(FILES);
+    for file in 0..FILES {
+        let path = dir.join(format!("part-{file}.parquet"));
+        let mut writer = ArrowWriter::try_new(std::fs::File::create(&path)?, schema(), None)?;
+        let mut left = per_file.min(rows.saturating_sub(file * per_file));
+        while left > 0 {
+            let n = left.min(BATCH_ROWS);
+            left -= n;
+            let mut region = Vec::with_capacity(n);
+            let mut store = Vec::with_capacity(n);
+            let mut brand = Vec::with_capacity(n);
+            let mut sku = Vec::with_capacity(n);
+            let mut day = Vec::with_capacity(n);
+            let mut customer = Vec::with_capacity(n);
+            let mut units = Vec::with_capacity(n);
+            let mut revenue = Vec::with_capacity(n);
+            for _ in 0..n {
+                let s = mix.below(200);
+                store.push(format!("store-{s:03}"));
+                region.push(format!("region-{}", s % 10));
+                let k = mix.below(5_000);
+                sku.push(format!("sku-{k:04}"));
+                brand.push(format!("brand-{:02}", k % 25));
+                day.push(start.as_micros() + mix.below(365) as i64 * DAY_MICROS);
+                customer.push(mix.below(200_000) as i64);
+                let u = 1 + mix.below(5) as i64;
+                units.push(u);
+                revenue.push(u as f64 * (1.0 + mix.below(1_000) as f64 / 100.0));
+            }
+            let batch = RecordBatch::try_new(
+                schema(),
+                vec![
+                    Arc::new(StringArray::from(region)),
+                    Arc::new(StringArray::from(store)),
+                    Arc::new(StringArray::from(brand)),
+                    Arc::new(StringArray::from(sku)),
+                    Arc::new(TimestampMicrosecondArray::from(day)),
+                    Arc::new(Int64Array::from(customer)),
+                    Arc::new(Int64Array::from(units)),
+                    Arc::new(Float64Array::from(revenue)),
+                ],
+            )?;
+            writer.write(&batch)?;
+        }
+        writer.close()?;
+    }
+    Ok(())
+}
+
+fn protocol(provider: OrgId, consumer: OrgId) -> anyhow::Result<Protocol> {
+    let text = format!(
+        r#"
+name = "bench-sales"
+version = 1
+provider = "{provider}"
+consumers = ["{consumer}"]
+purposes = ["bench"]
+analysis = "aggregate"
+
+[[datasets]]
+name = "sales"
+columns = [
+  {{ name = "region", class = "dimension" }},
+  {{ name = "store", class = "dimension" }},
+  {{ name = "brand", class = "dimension" }},
+  {{ name = "sku", class = "dimension" }},
+  {{ name = "day", class = "timestamp" }},
+  {{ name = "customer_id", class = "entity_id" }},
+  {{ name = "units", class = "metric" }},
+  {{ name = "revenue", class = "metric" }},
+]
+
+[output]
+min_entities_per_row = 50
+min_data_age_days = 7
+
+[validity]
+not_before = "2000-01-01T00:00:00Z"
+not_after = "2100-01-01T00:00:00Z"
+"#
+    );
+    Ok(Protocol::from_toml(&text)?)
+}
+
+/// (name, governed SQL, hand-written equivalent with the same thresholds; `{cutoff}` is replaced).
+const QUERIES: &[(&str, &str, &str)] = &[
+    (
+        "revenue by region",
+        "SELECT region, SUM(revenue) AS revenue, COUNT(*) AS n FROM sales GROUP BY region",
+        "SELECT region, SUM(revenue) AS revenue, COUNT(*) AS n FROM sales WHERE day <= {cutoff} \
+         GROUP BY region HAVING COUNT(DISTINCT customer_id) >= 50",
+    ),
+    (
+        "units by brand and region",
+        "SELECT brand, region, SUM(units) AS units, AVG(revenue) AS avg_revenue FROM sales GROUP BY brand, region",
+        "SELECT brand, region, SUM(units) AS units, AVG(revenue) AS avg_revenue FROM sales WHERE day <= {cutoff} \
+         GROUP BY brand, region HAVING COUNT(DISTINCT customer_id) >= 50",
+    ),
+    (
+        "customers by store",
+        "SELECT store, COUNT(DISTINCT customer_id) AS customers FROM sales GROUP BY store",
+        "SELECT store, COUNT(DISTINCT customer_id) AS customers FROM sales WHERE day <= {cutoff} \
+         GROUP BY store HAVING COUNT(DISTINCT customer_id) >= 50",
+    ),
+    (
+        "revenue by sku in one region (many suppressed)",
+        "SELECT sku, SUM(revenue) AS revenue FROM sales WHERE region = 'region-1' GROUP BY sku",
+        "SELECT sku, SUM(revenue) AS revenue FROM sales WHERE day <= {cutoff} AND region = 'region-1' \
+         GROUP BY sku HAVING COUNT(DISTINCT customer_id) >= 50",
+    ),
+];
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let now = Timestamp::now();
+    let start = now.plus_seconds(-400 * 86_400);
+    let dir = std::env::temp_dir().join(format!("agora-query-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let generated = Instant::now();
+    write_sales(&dir, args.rows, start)?;
+    println!(
+        "generated {} rows in {} Parquet files in {:.1} s; {} partitions, {} iterations (median)",
+        args.rows,
+        FILES,
+        generated.elapsed().as_secs_f64(),
+        partitions,
+        args.iterations
+    );
+
+    let path = format!("{}/", dir.display());
+    let direct =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    direct
+        .register_parquet("sales", &path, ParquetReadOptions::default())
+        .await?;
+    let table = direct.table_provider("sales").await?;
+
+    let provider = OrgId::new();
+    let consumer = OrgId::new();
+    let protocols = vec![protocol(provider, consumer)?];
+    let datasets = vec![Dataset {
+        provider,
+        name: "sales".into(),
+        table,
+    }];
+    let limits = QueryLimits {
+        partitions_max: partitions,
+        memory_bytes_max: 8 * 1024 * 1024 * 1024,
+        query_timeout_ms: 600_000,
+        ..QueryLimits::default()
+    };
+    let cutoff_micros = now.plus_seconds(-7 * 86_400).as_micros();
+    let cutoff = format!("to_timestamp_micros({cutoff_micros})");
+
+    println!();
+    println!("| query | hand-written ms | governed ms | ratio | plan+check ms | rows |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (name, governed_sql, hand_sql) in QUERIES {
+        let hand_sql = hand_sql.replace("{cutoff}", &cutoff);
+        // A fresh history per query: differencing must not suppress repeated runs' rows.
+        let engine = GovernedEngine::new(limits, Arc::new(MemoryHistory::default()))?;
+        let request = QueryRequest {
+            consumer,
+            purpose: "bench".into(),
+            sql: (*governed_sql).into(),
+            now,
+        };
+        let mut direct_ms = Vec::new();
+        let mut governed_ms = Vec::new();
+        let mut planning_ms = Vec::new();
+        let mut rows = (0, 0);
+        for iteration in 0..=args.iterations {
+            let started = Instant::now();
+            let batches = direct.sql(&hand_sql).await?.collect().await?;
+            let elapsed = started.elapsed().as_secs_f64() * 1e3;
+            let direct_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+
+            let started = Instant::now();
+            let output = engine
+                .run(&request, &protocols, &datasets)
+                .await
+                .with_context(|| format!("governed {name}"))?;
+            let governed_elapsed = started.elapsed().as_secs_f64() * 1e3;
+            if iteration > 0 {
+                direct_ms.push(elapsed);
+                governed_ms.push(governed_elapsed);
+                planning_ms.push(output.report.planning_micros as f64 / 1e3);
+            }
+            rows = (direct_rows, output.row_count());
+        }
+        if rows.0 != rows.1 {
+            bail!(
+                "{name}: hand-written returned {} rows, governed {}",
+                rows.0,
+                rows.1
+            );
+        }
+        let (d, g, p) = (median(direct_ms), median(governed_ms), median(planning_ms));
+        println!(
+            "| {name} | {d:.1} | {g:.1} | {:.2} | {p:.2} | {} |",
+            g / d,
+            rows.1
+        );
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
