@@ -36,6 +36,8 @@ pub struct AppConfig {
     pub sandbox_duplicate_per_mille: u32,
     /// Where datasets are stored and how large an upload may be.
     pub data: agora_data::DataOptions,
+    /// Limits on every governed query: SQL length and depth, memory, time, result rows.
+    pub query: agora_query::QueryLimits,
 }
 
 impl Default for AppConfig {
@@ -55,6 +57,7 @@ impl Default for AppConfig {
             sandbox_delay_seconds_max: 2,
             sandbox_duplicate_per_mille: 250,
             data: agora_data::DataOptions::new("./agora-data"),
+            query: agora_query::QueryLimits::default(),
         }
     }
 }

@@ -485,10 +485,11 @@ impl App {
     }
 
     /// The hook a deletion runs inside its transaction: protocols that use the dataset are
-    /// suspended here once protocols exist (issue 3, "Protocols"), so that no query can reach a
-    /// deleted dataset and the suspension commits with the deletion or not at all.
-    async fn on_dataset_deleted(&self, _tx: &mut WriteTx, dataset: &Dataset) -> Result<()> {
-        tracing::info!(dataset = %dataset.id, name = %dataset.name, "dataset deleted");
+    /// suspended, so that no query can reach a deleted dataset and the suspension commits with
+    /// the deletion or not at all.
+    async fn on_dataset_deleted(&self, tx: &mut WriteTx, dataset: &Dataset) -> Result<()> {
+        let suspended = self.suspend_protocols_using(tx, dataset).await?;
+        tracing::info!(dataset = %dataset.id, name = %dataset.name, protocols = suspended.len(), "dataset deleted; protocols using it suspended");
         Ok(())
     }
 }

@@ -15,6 +15,8 @@ mod ledger_ops;
 mod listings;
 mod market;
 mod orgs;
+mod protocols;
+mod queries;
 pub mod secrets;
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub use agora_data;
 pub use agora_ledger;
 pub use agora_market;
 pub use agora_policy;
+pub use agora_query;
 pub use agora_store;
 pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
@@ -56,6 +59,13 @@ pub use market::{
     RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,
 };
 pub use orgs::{CreateOrg, CreateToken, CreatedToken, MemberAdded, NewMember, UpdateOrg};
+pub use protocols::{
+    DocumentFormat, ProtocolDiff, ProtocolVersionView, ProtocolView, parse_document,
+};
+pub use queries::{
+    ProtocolUse, QueryAnswer, QueryInput, QueryLogEntry, QueryReportView, QueryScope,
+    ResultColumnView,
+};
 pub use secrets::InstanceKey;
 
 /// One request's identity: who acts, which request it is, and the idempotency key it carries.
@@ -124,6 +134,8 @@ struct Inner {
     /// The datasets engine, opened on first use: it creates folders in the data folder.
     datasets: std::sync::OnceLock<agora_data::Datasets>,
     dataset_locks: datasets::DatasetLocks,
+    /// The governed query engine and its released-groups history, made on first use.
+    queries: tokio::sync::OnceCell<queries::QueryEngine>,
 }
 
 /// How a write that may be a replay began.
@@ -159,6 +171,7 @@ impl App {
                 market: market::Market::default(),
                 datasets: std::sync::OnceLock::new(),
                 dataset_locks: datasets::DatasetLocks::default(),
+                queries: tokio::sync::OnceCell::new(),
             }),
         }
     }

@@ -24,6 +24,7 @@ pub struct Config {
     pub ledger: Ledger,
     pub market: Market,
     pub data: Data,
+    pub query: agora_app::agora_query::QueryLimits,
     pub log: Log,
 }
 
@@ -205,6 +206,16 @@ impl Config {
         if self.market.sandbox_duplicate_per_mille > 1000 {
             bail!("market.sandbox_duplicate_per_mille is at most 1000");
         }
+        let query = &self.query;
+        if query.sql_bytes_max == 0
+            || query.sql_parse_depth_max == 0
+            || query.memory_bytes_max == 0
+            || query.query_timeout_ms == 0
+            || query.result_rows_max == 0
+            || query.partitions_max == 0
+        {
+            bail!("every [query] limit must be at least 1");
+        }
         if self.data.upload_bytes_max == 0 || self.data.upload_rows_max == 0 {
             bail!("data.upload_bytes_max and data.upload_rows_max must be at least 1");
         }
@@ -268,6 +279,7 @@ impl Config {
                 schema_infer_rows: self.data.schema_infer_rows,
                 batch_rows: self.data.batch_rows,
             },
+            query: self.query,
         }
     }
 

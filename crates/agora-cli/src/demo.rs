@@ -1,7 +1,8 @@
 //! `agora demo`: a small ecosystem with an operator, two partners and their members, served.
 //!
-//! Later capabilities add their part of the story here (FreshMart's sales shared with brands,
-//! carriers pooling shipments, a coalition, the clinic's mini-app, customers' ideas).
+//! Each capability adds its part of the story: the marketplace here, the data commons (FreshMart's
+//! sales shared with brands, carriers pooling shipments) in `demo_commons.rs`; later a
+//! coalition, the clinic's mini-app, customers' ideas.
 
 use std::path::{Path, PathBuf};
 
@@ -104,7 +105,8 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         .is_some();
     let (tokens, story) = if fresh {
         let tokens = seed(&app).await?;
-        let story = seed_market(&app).await?;
+        let mut story = seed_market(&app).await?;
+        story.push_str(&crate::demo_commons::seed(&app).await?);
         (tokens, story)
     } else {
         (Vec::new(), String::new())
@@ -129,6 +131,9 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         ));
     }
     banner.push_str(&format!("  {CUSTOMER_EMAIL:<28} customer\n"));
+    for (org, email, _) in crate::demo_commons::COMMONS_ACCOUNTS {
+        banner.push_str(&format!("  {email:<28} {:<10} of {org}\n", "owner"));
+    }
     if !tokens.is_empty() {
         banner.push_str("\nAPI tokens (shown only now), e.g. curl -H \"Authorization: Bearer …\" …/api/v1/me:\n");
         for (email, token) in &tokens {

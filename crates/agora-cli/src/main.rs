@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod demo;
+mod demo_commons;
 mod local;
 mod serve;
 
@@ -61,6 +62,12 @@ enum Command {
     /// Datasets: upload CSV, JSON lines or Parquet, classify columns, versions, rows, delete.
     #[command(subcommand)]
     Dataset(client::DatasetCommand),
+    /// Data-sharing protocols: draft, propose, approve, pause, resume, revoke, revise, diff.
+    #[command(subcommand)]
+    Protocol(client::ProtocolCommand),
+    /// Run governed SQL as your organisation (`agora query --purpose P "SQL"`), or read the
+    /// query log (`agora query log`).
+    Query(client::QueryCommand),
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
@@ -134,7 +141,7 @@ pub fn code_of(error: &agora_domain::Error) -> u8 {
     match error {
         Error::Invalid { .. } => exit::USAGE,
         Error::Unauthenticated(_) => exit::UNAUTHENTICATED,
-        Error::Forbidden { .. } => exit::FORBIDDEN,
+        Error::Forbidden { .. } | Error::Refused { .. } => exit::FORBIDDEN,
         Error::NotFound { .. } => exit::NOT_FOUND,
         Error::Conflict(_) | Error::Unprocessable(_) => exit::CONFLICT,
         Error::LimitExceeded { .. } | Error::Unavailable(_) => exit::UNAVAILABLE,
@@ -179,6 +186,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(command) => client::token(command).await,
         Command::Audit(command) => client::audit(config_file, command).await,
         Command::Dataset(command) => client::dataset(command).await,
+        Command::Protocol(command) => client::protocol(command).await,
+        Command::Query(command) => client::query(command).await,
         Command::Ledger(command) => client::ledger(command).await,
         Command::Listing(command) => client::listing(command).await,
         Command::Points(command) => client::points(command).await,

@@ -209,7 +209,7 @@ pub async fn serve(
 }
 
 /// Delivers the sandbox provider's notifications, and now and then releases held funds, expires
-/// points, forgets expired idempotency keys and runs scheduled payouts.
+/// protocols and points, forgets expired idempotency keys and runs scheduled payouts.
 fn spawn_market_housekeeping(
     app: App,
     market: crate::config::Market,
@@ -246,6 +246,14 @@ fn spawn_market_housekeeping(
                 Ok(0) => {}
                 Ok(forgotten) => tracing::info!(forgotten, "forgot expired idempotency keys"),
                 Err(error) => tracing::warn!(%error, "could not forget expired idempotency keys"),
+            }
+            match app.expire_protocols(&call, now).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(
+                    expired,
+                    "protocol versions expired at the end of their window"
+                ),
+                Err(error) => tracing::warn!(%error, "could not expire protocols"),
             }
             match app.expire_due_points().await {
                 Ok(expiry) if expiry.lots_expired > 0 => tracing::info!(

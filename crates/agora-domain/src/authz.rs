@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::{OrderId, OrgId, TokenId, UserId};
+use crate::{OrderId, OrgId, ProtocolId, TokenId, UserId};
 
 /// Something an actor may try to do. The string form is the Cedar action id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,10 +49,16 @@ pub enum Action {
     // The data commons.
     DatasetManage,
     DatasetRead,
+    ProtocolCreate,
+    ProtocolRead,
+    ProtocolManage,
+    ProtocolDecide,
+    QueryRun,
+    QueryRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 43] = [
         Action::OrgCreate,
         Action::OrgList,
         Action::OrgRead,
@@ -90,6 +96,12 @@ impl Action {
         Action::LedgerWrite,
         Action::DatasetManage,
         Action::DatasetRead,
+        Action::ProtocolCreate,
+        Action::ProtocolRead,
+        Action::ProtocolManage,
+        Action::ProtocolDecide,
+        Action::QueryRun,
+        Action::QueryRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +143,12 @@ impl Action {
             Action::LedgerWrite => "ledger.write",
             Action::DatasetManage => "dataset.manage",
             Action::DatasetRead => "dataset.read",
+            Action::ProtocolCreate => "protocol.create",
+            Action::ProtocolRead => "protocol.read",
+            Action::ProtocolManage => "protocol.manage",
+            Action::ProtocolDecide => "protocol.decide",
+            Action::QueryRun => "query.run",
+            Action::QueryRead => "query.read",
         }
     }
 }
@@ -162,6 +180,13 @@ pub enum Resource {
         customer: UserId,
         sellers: Vec<OrgId>,
     },
+    /// One data-sharing protocol: the organisation that provides the data and every party
+    /// (the provider and the consumers).
+    Protocol {
+        id: ProtocolId,
+        provider: OrgId,
+        parties: Vec<OrgId>,
+    },
 }
 
 impl Resource {
@@ -177,6 +202,7 @@ impl Resource {
                 [seller] => Some(*seller),
                 _ => None,
             },
+            Resource::Protocol { provider, .. } => Some(*provider),
         }
     }
 
@@ -187,6 +213,7 @@ impl Resource {
             Resource::Token { .. } => "token",
             Resource::Customer(_) => "customer",
             Resource::Order { .. } => "order",
+            Resource::Protocol { .. } => "protocol",
         }
     }
 
@@ -197,6 +224,7 @@ impl Resource {
             Resource::Token { id, .. } => id.to_string(),
             Resource::Customer(user_id) => user_id.to_string(),
             Resource::Order { id, .. } => id.to_string(),
+            Resource::Protocol { id, .. } => id.to_string(),
         }
     }
 }

@@ -29,6 +29,14 @@ pub enum Error {
     /// A named limit was exceeded; retry later or ask for less.
     #[error("limit {limit} exceeded: {message}")]
     LimitExceeded { limit: String, message: String },
+    /// A governed query broke a protocol rule: `rule` names it, `expression` is the part of the
+    /// query at fault, `message` says how to fix it.
+    #[error("refused by rule {rule} at `{expression}`: {message}")]
+    Refused {
+        rule: String,
+        expression: String,
+        message: String,
+    },
     /// A dependency (the database) is not answering; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -73,6 +81,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unprocessable(_) => "unprocessable",
             Error::LimitExceeded { .. } => "limit-exceeded",
+            Error::Refused { .. } => "refused",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

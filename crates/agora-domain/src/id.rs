@@ -160,6 +160,14 @@ prefixed_id!(
     /// A dataset: a versioned table an organisation owns.
     DatasetId, "dst", "dataset_id"
 );
+prefixed_id!(
+    /// A data-sharing protocol: its versions share this id.
+    ProtocolId, "pcl", "protocol_id"
+);
+prefixed_id!(
+    /// One governed query, answered or refused.
+    QueryId, "qry", "query_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -24,8 +24,8 @@ pub use actor::{Actor, Credential};
 pub use error::{Error, Result};
 pub use id::{
     CommissionRuleId, DatasetId, EventId, ListingId, LotId, ObligationId, OrderId, OrderLineId,
-    OrgId, PaymentId, PayoutId, PointsRuleId, RefundId, RequestId, SessionId, SlotId, TokenId,
-    UserId, WindowId,
+    OrgId, PaymentId, PayoutId, PointsRuleId, ProtocolId, QueryId, RefundId, RequestId, SessionId,
+    SlotId, TokenId, UserId, WindowId,
 };
 pub use name::{Email, OrgName, Password, PersonName};
 pub use role::Role;

@@ -79,6 +79,7 @@ struct Names {
     token: cedar::EntityTypeName,
     customer: cedar::EntityTypeName,
     order: cedar::EntityTypeName,
+    protocol: cedar::EntityTypeName,
     system: cedar::EntityUid,
     instance: cedar::EntityUid,
     /// Indexed like [`Action::ALL`].
@@ -101,6 +102,7 @@ impl Names {
             token: type_name("Agora::Token"),
             customer: type_name("Agora::Customer"),
             order: type_name("Agora::Order"),
+            protocol: type_name("Agora::Protocol"),
             system: uid(type_name("Agora::System"), "instance"),
             instance: uid(type_name("Agora::Instance"), "instance"),
             actions: Action::ALL
@@ -504,6 +506,36 @@ impl Authorizer {
                 );
                 uid
             }
+            Resource::Protocol {
+                id,
+                provider,
+                parties,
+            } => {
+                let uid = cedar::EntityUid::from_type_name_and_id(
+                    self.names.protocol.clone(),
+                    cedar::EntityId::new(id.to_string()),
+                );
+                let parties = parties.iter().map(|party| {
+                    cedar::RestrictedExpression::new_entity_uid(self.names.organisation(party))
+                });
+                let attrs = [
+                    (
+                        "provider".to_owned(),
+                        cedar::RestrictedExpression::new_entity_uid(
+                            self.names.organisation(provider),
+                        ),
+                    ),
+                    (
+                        "parties".to_owned(),
+                        cedar::RestrictedExpression::new_set(parties),
+                    ),
+                ];
+                entities.push(
+                    cedar::Entity::new_with_tags(uid.clone(), attrs, [], [])
+                        .map_err(|error| error.to_string())?,
+                );
+                uid
+            }
         };
 
         let mut pairs = Vec::with_capacity(3);
@@ -694,6 +726,7 @@ fn describe_resource(resource: &Resource) -> String {
         Resource::Token { id, org_id, .. } => format!("token {id} of {org_id}"),
         Resource::Customer(user_id) => format!("customer {user_id}"),
         Resource::Order { id, .. } => format!("order {id}"),
+        Resource::Protocol { id, .. } => format!("protocol {id}"),
     }
 }
 

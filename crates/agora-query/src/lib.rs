@@ -9,6 +9,7 @@ mod check;
 pub mod engine;
 pub mod error;
 pub mod history;
+pub mod output;
 pub mod protocol;
 mod rewrite;
 
@@ -18,6 +19,7 @@ pub use engine::{
 };
 pub use error::{Error, Refusal, Result};
 pub use history::{MemoryHistory, RecordedGroup, ResultHistory};
+pub use output::{ResultColumn, ResultSet};
 pub use protocol::{
     AggregateName, AnalysisType, ColumnClass, ColumnRule, ContentHash, DatasetRule, DatasetSchema,
     JoinOperator, JoinRules, OutputConstraints, Protocol, ProtocolState, ProtocolVersion, Quotas,

@@ -544,6 +544,8 @@ pub enum ProtocolState {
     Paused,
     Revoked,
     Expired,
+    /// A newer version became active in its place.
+    Superseded,
 }
 
 /// One version of a protocol and its approvals.
@@ -694,7 +696,10 @@ impl ProtocolVersion {
 
     /// Moves to `Expired` once the window has ended; `None` when nothing changes.
     pub fn expire(&mut self, now: Timestamp) -> Option<Transition> {
-        let live = !matches!(self.state, ProtocolState::Revoked | ProtocolState::Expired);
+        let live = !matches!(
+            self.state,
+            ProtocolState::Revoked | ProtocolState::Expired | ProtocolState::Superseded
+        );
         if live && now >= self.document.validity.not_after {
             let provider = self.document.provider;
             Some(self.step("expire", provider, ProtocolState::Expired))

@@ -45,6 +45,9 @@ pub struct Problem {
     /// For policy refusals: the rule that refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// For a refused governed query: the part of the query at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
     /// For invalid input: the field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -62,7 +65,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Unprocessable(_) | Error::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         // Input larger than a byte limit is too large to take; other limits say "ask for less".
         Error::LimitExceeded { limit, .. } if limit.ends_with("_bytes_max") => {
             StatusCode::PAYLOAD_TOO_LARGE
@@ -86,6 +89,7 @@ pub fn problem_response(
         status: status.as_u16(),
         detail,
         rule: extra.rule,
+        expression: extra.expression,
         field: extra.field,
         limit: extra.limit,
         request_id: extra.request_id.map(|id| id.to_string()),
@@ -107,6 +111,7 @@ pub fn problem_response(
 #[derive(Debug, Default)]
 pub struct ProblemExtra {
     pub rule: Option<String>,
+    pub expression: Option<String>,
     pub field: Option<String>,
     pub limit: Option<String>,
     pub request_id: Option<RequestId>,
@@ -139,6 +144,15 @@ impl IntoResponse for ApiError {
             }
             Error::LimitExceeded { limit, message } => {
                 extra.limit = Some(limit.clone());
+                message.clone()
+            }
+            Error::Refused {
+                rule,
+                expression,
+                message,
+            } => {
+                extra.rule = Some(rule.clone());
+                extra.expression = Some(expression.clone());
                 message.clone()
             }
             other => other.to_string(),

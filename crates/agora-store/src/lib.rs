@@ -13,6 +13,7 @@ mod ledger;
 mod listing;
 mod market;
 mod outbox;
+mod protocol;
 mod scan;
 
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub use ledger::{BatchReceipt, LedgerBatch, LedgerChainBreak};
 pub use listing::{ListingChanges, ListingFilter};
 pub use market::{DocumentWrite, MarketDocument, StepRecord, StepStatus};
 pub use outbox::IdempotencyClaim;
+pub use protocol::{ProtocolRecord, ProtocolVersionRecord, QueryRecord};
 pub use scan::AuditVisitor;
 
 /// Which database engine a store runs on.

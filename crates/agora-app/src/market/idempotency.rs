@@ -82,6 +82,7 @@ fn left_nothing(error: &Error) -> bool {
         | Error::NotFound { .. }
         | Error::Conflict(_)
         | Error::Unprocessable(_)
+        | Error::Refused { .. }
         | Error::LimitExceeded { .. } => true,
         Error::Unavailable(_) | Error::Internal(_) => false,
     }

@@ -31,6 +31,7 @@ pub struct Problem {
     pub title: Option<String>,
     pub detail: Option<String>,
     pub rule: Option<String>,
+    pub expression: Option<String>,
     pub field: Option<String>,
     pub limit: Option<String>,
     pub request_id: Option<String>,
@@ -46,6 +47,7 @@ impl Problem {
         };
         for (label, value) in [
             ("rule", &self.rule),
+            ("at", &self.expression),
             ("field", &self.field),
             ("limit", &self.limit),
             ("request id", &self.request_id),
@@ -222,6 +224,25 @@ impl Api {
             request = request.header("Idempotency-Key", key);
         }
         self.json(request).await
+    }
+
+    /// `POST path` with a JSON body, asking for `accept`; the answer's bytes as they came.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: &Value,
+        accept: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        let request = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::ACCEPT, accept)
+            .json(body);
+        let response = self.send(request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_failure(&error))?;
+        Ok(bytes.to_vec())
     }
 
     /// `PATCH path` with a JSON body.

@@ -16,6 +16,7 @@ mod orgs;
 mod output;
 mod points;
 mod profile;
+mod protocols;
 mod settlement;
 
 use agora_domain::{OrgId, OrgName, Role, UserId};
@@ -33,6 +34,7 @@ pub use market::{
 };
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 pub use points::{PointsCommand, points};
+pub use protocols::{ProtocolCommand, QueryCommand, protocol, query};
 pub use settlement::{SettlementCommand, settlement};
 
 use self::http::Api;

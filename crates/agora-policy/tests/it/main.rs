@@ -83,7 +83,8 @@ impl World {
     }
 
     /// `instance`, `org:<A|B|OP>`, `token:<org>:<owner>`, `customer:<user>`, or
-    /// `order:<customer>:<seller>[+<seller>…]` (`-` for no seller).
+    /// `order:<customer>:<seller>[+<seller>…]` (`-` for no seller), or
+    /// `protocol:<provider>:<consumer>[+<consumer>…]` (`-` for no consumer).
     fn resource(&self, spec: &str) -> Resource {
         let parts: Vec<&str> = spec.split(':').collect();
         match parts.as_slice() {
@@ -104,6 +105,21 @@ impl World {
                     .map(|seller| self.org(seller))
                     .collect(),
             },
+            ["protocol", provider, consumers] => {
+                let provider = self.org(provider);
+                let mut parties = vec![provider];
+                parties.extend(
+                    consumers
+                        .split('+')
+                        .filter(|consumer| *consumer != "-")
+                        .map(|consumer| self.org(consumer)),
+                );
+                Resource::Protocol {
+                    id: agora_domain::ProtocolId::new(),
+                    provider,
+                    parties,
+                }
+            }
             _ => panic!("bad resource `{spec}`"),
         }
     }
@@ -559,6 +575,11 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "own-org-seller-analyst",
             "own-org-data-steward",
             "own-org-data-analyst",
+            "own-org-data-steward-protocols",
+            "own-org-data-analyst-queries",
+            "protocol-provider",
+            "protocol-party",
+            "protocol-party-analyst",
             "order-seller",
             "order-seller-analyst",
             "own-org-member",
@@ -567,6 +588,9 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "no-role-escalation",
             "owners-manage-owners",
             "datasets-stay-with-their-owner",
+            "data-sharing-stays-with-the-parties",
+            "only-the-provider-manages-a-protocol",
+            "only-parties-decide-on-a-protocol",
         ]
     );
     let annotated = Authorizer::BUILTIN_POLICIES.matches("@id(\"").count();
@@ -612,6 +636,9 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             | Action::PointsRead
             | Action::PointsRedeem => "customer:alice",
             Action::OrderRead | Action::OrderFulfil | Action::OrderRefund => "order:alice:A",
+            Action::ProtocolRead | Action::ProtocolManage | Action::ProtocolDecide => {
+                "protocol:A:B"
+            }
             _ => "org:A",
         };
         let resource_type = match resource {
@@ -619,6 +646,7 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             "token:A:bob" => "Agora::Token",
             "customer:alice" => "Agora::Customer",
             "order:alice:A" => "Agora::Order",
+            "protocol:A:B" => "Agora::Protocol",
             _ => "Agora::Organisation",
         };
         let resources: Vec<String> = schema
@@ -938,6 +966,23 @@ fn model(
         }
     }
 
+    let acting_org = actor.acting.map(|acting| acting.org_id);
+    if matches!(action, ProtocolCreate | QueryRun | QueryRead)
+        && !matches!(resource, Resource::Organisation(org_id) if Some(*org_id) == acting_org)
+    {
+        return Err("data-sharing-stays-with-the-parties");
+    }
+    if action == ProtocolManage
+        && !matches!(resource, Resource::Protocol { provider, .. } if Some(*provider) == acting_org)
+    {
+        return Err("only-the-provider-manages-a-protocol");
+    }
+    if action == ProtocolDecide
+        && !matches!(resource, Resource::Protocol { parties, .. } if acting_org.is_some_and(|org| parties.contains(&org)))
+    {
+        return Err("only-parties-decide-on-a-protocol");
+    }
+
     if permitted(actor, action, resource, operator_admin, via_token) {
         Ok(())
     } else {
@@ -1034,6 +1079,9 @@ fn permitted(
                         | PointsGrant
                         | DatasetManage
                         | DatasetRead
+                        | ProtocolCreate
+                        | QueryRun
+                        | QueryRead
                 )
             }
             Role::Analyst => matches!(
@@ -1046,6 +1094,8 @@ fn permitted(
                     | SellerRead
                     | SettlementRead
                     | DatasetRead
+                    | QueryRun
+                    | QueryRead
             ),
             Role::Developer => matches!(action, MemberList | EventRead | TokenCreate | TokenList),
             Role::Member => action == MemberList,
@@ -1067,6 +1117,17 @@ fn permitted(
                     Role::Developer | Role::Member => false,
                 }
         }
+        Resource::Protocol {
+            provider, parties, ..
+        } => match acting.role {
+            Role::Owner | Role::Admin => match action {
+                ProtocolManage => *provider == acting.org_id,
+                ProtocolRead | ProtocolDecide => parties.contains(&acting.org_id),
+                _ => false,
+            },
+            Role::Analyst => action == ProtocolRead && parties.contains(&acting.org_id),
+            Role::Developer | Role::Member => false,
+        },
     }
 }
 
@@ -1096,6 +1157,10 @@ fn builtin_policies_match_the_model() {
         "order:bob:A",
         "order:bob:B+OP",
         "order:bob:-",
+        "protocol:A:B",
+        "protocol:B:A",
+        "protocol:B:OP",
+        "protocol:OP:-",
     ];
     // Every granted role and every target role, each also absent, in every combination.
     let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();

@@ -8,6 +8,7 @@ mod listings;
 mod market;
 mod orgs;
 mod points;
+mod protocols;
 mod settlement;
 mod system;
 
@@ -35,6 +36,7 @@ use crate::ServerState;
         (name = "audit", description = "The tamper-evident audit log, its chain and signed checkpoints"),
         (name = "events", description = "The event outbox, as a cursor-paginated feed"),
         (name = "datasets", description = "Datasets: streaming uploads of CSV, JSON lines and Parquet, column classes, versions, rows as of any version"),
+        (name = "protocols", description = "Data-sharing protocols (drafts, approvals bound to content hashes, pauses, revocation, versions and diffs), governed SQL queries and their log"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
         (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
         (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
@@ -98,6 +100,17 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(datasets::upload, datasets::versions))
         .routes(routes!(datasets::rows))
         .routes(routes!(datasets::classify))
+        .routes(routes!(protocols::create, protocols::list))
+        .routes(routes!(protocols::show, protocols::revise))
+        .routes(routes!(protocols::versions))
+        .routes(routes!(protocols::diff))
+        .routes(routes!(protocols::propose))
+        .routes(routes!(protocols::approve))
+        .routes(routes!(protocols::pause))
+        .routes(routes!(protocols::resume))
+        .routes(routes!(protocols::revoke))
+        .routes(routes!(protocols::run))
+        .routes(routes!(protocols::log))
         .routes(routes!(ledger::create_accounts))
         .routes(routes!(ledger::get_account))
         .routes(routes!(ledger::create_transfers))

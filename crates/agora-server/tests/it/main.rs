@@ -12,3 +12,4 @@ mod market;
 mod openapi;
 mod portal_loyalty;
 mod portal_market;
+mod protocols;
