@@ -66,8 +66,11 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Unprocessable(_) | Error::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        // Input larger than a byte limit is too large to take; other limits say "ask for less".
-        Error::LimitExceeded { limit, .. } if limit.ends_with("_bytes_max") => {
+        // Input larger than a byte limit is too large to take; other limits (a query's memory
+        // among them) say "ask for less".
+        Error::LimitExceeded { limit, .. }
+            if limit.ends_with("_bytes_max") && limit != "memory_bytes_max" =>
+        {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         Error::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
