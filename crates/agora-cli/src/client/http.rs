@@ -131,8 +131,15 @@ impl Api {
             return Ok(response);
         }
         let body = response.bytes().await.unwrap_or_default();
+        // A governed query refused by a protocol rule is a policy refusal, like a 403.
+        let mut code = code_for_status(status);
         let message = match serde_json::from_slice::<Problem>(&body) {
-            Ok(problem) => problem.message(status),
+            Ok(problem) => {
+                if problem.expression.is_some() {
+                    code = exit::FORBIDDEN;
+                }
+                problem.message(status)
+            }
             Err(_) => {
                 let text = String::from_utf8_lossy(&body);
                 let text = text.trim();
@@ -155,7 +162,7 @@ impl Api {
             message
         };
         Err(Failure {
-            code: code_for_status(status),
+            code,
             error: anyhow::anyhow!(message),
         })
     }
@@ -234,7 +241,9 @@ impl Api {
         accept: &str,
     ) -> Result<Vec<u8>, Failure> {
         let request = self
-            .request(reqwest::Method::POST, path)
+            .http
+            .request(reqwest::Method::POST, format!("{}{path}", self.server))
+            .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, accept)
             .json(body);
         let response = self.send(request).await?;

@@ -111,8 +111,21 @@ pub enum ProtocolCommand {
 pub struct QueryCommand {
     #[command(subcommand)]
     pub log: Option<QueryLogCommand>,
+    /// The SQL. Your own datasets are tables by their names; shared ones appear as their
+    /// protocols allow.
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+    /// The purpose you declare, one of those the protocols allow.
+    #[arg(long, value_name = "PURPOSE")]
+    pub purpose: Option<String>,
+    /// How to write the result.
+    #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+    pub result: ResultFormat,
+    /// Write the result to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
-    pub run: Option<QueryRun>,
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,23 +155,13 @@ pub enum ResultFormat {
     Arrow,
 }
 
-#[derive(Debug, Args)]
-pub struct QueryRun {
-    /// The SQL. Your own datasets are tables by their names; shared ones appear as their
-    /// protocols allow.
-    #[arg(value_name = "SQL")]
-    pub sql: String,
-    /// The purpose you declare, one of those the protocols allow.
-    #[arg(long, value_name = "PURPOSE")]
-    pub purpose: String,
-    /// How to write the result.
-    #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
-    pub result: ResultFormat,
-    /// Write the result to this file instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub client: ClientArgs,
+/// One query to run.
+struct QueryRun {
+    sql: String,
+    purpose: String,
+    result: ResultFormat,
+    out: Option<PathBuf>,
+    client: ClientArgs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,7 +399,17 @@ async fn step(
 }
 
 pub async fn query(command: QueryCommand) -> Result<(), Failure> {
-    match (command.log, command.run) {
+    let run = match (command.sql, command.purpose) {
+        (Some(sql), Some(purpose)) => Some(QueryRun {
+            sql,
+            purpose,
+            result: command.result,
+            out: command.out,
+            client: command.client,
+        }),
+        _ => None,
+    };
+    match (command.log, run) {
         (
             Some(QueryLogCommand::Log {
                 against_our_data,

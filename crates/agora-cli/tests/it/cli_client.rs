@@ -916,3 +916,156 @@ fn marketplace_commands_set_rules_and_settings_top_up_wallets_and_read_money_in_
         .failure(5);
     assert!(run.stderr.contains("not found"), "{run:#?}");
 }
+
+#[test]
+fn protocol_and_query_commands_share_data_under_an_approved_protocol_and_log_every_query() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    let fresh = client
+        .run(&["org", "create", "FreshMart", "--format", "json"])
+        .success()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let brand = client
+        .run(&["org", "create", "Brightbrew", "--format", "json"])
+        .success()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh_token = offline_token(&server, "FreshMart", "owner");
+    let brand_token = offline_token(&server, "Brightbrew", "owner");
+    let as_fresh = |args: &[&str]| {
+        client.run_with(
+            args,
+            &[("AGORA_SERVER", &server.url), ("AGORA_TOKEN", &fresh_token)],
+        )
+    };
+    let as_brand = |args: &[&str]| {
+        client.run_with(
+            args,
+            &[("AGORA_SERVER", &server.url), ("AGORA_TOKEN", &brand_token)],
+        )
+    };
+
+    // 60 customers in the north, 3 in the east.
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("region,units,customer_id\n");
+    for customer in 0..63 {
+        let region = if customer < 60 { "north" } else { "east" };
+        csv.push_str(&format!("{region},2,c{customer}\n"));
+    }
+    let file = dir.path().join("sales.csv");
+    std::fs::write(&file, csv).unwrap();
+    as_fresh(&[
+        "dataset",
+        "upload",
+        "sales",
+        file.to_str().unwrap(),
+        "--quiet",
+    ])
+    .success();
+    as_fresh(&[
+        "dataset",
+        "classify",
+        "sales",
+        "region=dimension",
+        "units=metric",
+        "customer_id=entity_id",
+    ])
+    .success();
+
+    let document = format!(
+        r#"name = "sales-for-brightbrew"
+version = 1
+provider = "{fresh}"
+consumers = ["{brand}"]
+purposes = ["assortment"]
+analysis = "aggregate"
+
+[[datasets]]
+name = "sales"
+columns = [
+  {{ name = "region", class = "dimension" }},
+  {{ name = "units", class = "metric" }},
+  {{ name = "customer_id", class = "entity_id" }},
+]
+
+[validity]
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2099-01-01T00:00:00Z"
+"#
+    );
+    let protocol_file = dir.path().join("protocol.toml");
+    std::fs::write(&protocol_file, document).unwrap();
+    let drafted = as_fresh(&[
+        "protocol",
+        "create",
+        protocol_file.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .success()
+    .json();
+    let id = drafted["id"].as_str().unwrap();
+    let hash = drafted["latest"]["content_hash"].as_str().unwrap();
+    as_fresh(&["protocol", "propose", id]).success();
+    let wrong = as_brand(&["protocol", "approve", id, "--hash", &"0".repeat(64)]).failure(6);
+    assert!(
+        wrong.stderr.contains("review the current version"),
+        "{wrong:#?}"
+    );
+    let half = as_brand(&["protocol", "approve", id, "--hash", hash]).success();
+    assert!(half.stdout.contains("proposed"), "{half:#?}");
+    let active = as_fresh(&["protocol", "approve", id, "--hash", hash]).success();
+    assert!(active.stdout.contains("active"), "{active:#?}");
+    let shown = as_brand(&["protocol", "show", id]).success();
+    assert!(shown.stdout.contains(hash), "{shown:#?}");
+
+    // A governed query: the east (3 customers) is suppressed.
+    let sql = "SELECT region, SUM(units) AS units FROM sales GROUP BY region ORDER BY region";
+    let table = as_brand(&["query", "--purpose", "assortment", sql]).success();
+    assert!(table.stdout.contains("north"), "{table:#?}");
+    assert!(!table.stdout.contains("east"), "{table:#?}");
+    let csv = as_brand(&["query", "--purpose", "assortment", "--result", "csv", sql]).success();
+    assert_eq!(csv.stdout, "region,units\nnorth,120\n");
+
+    // A leak is refused with the rule and the expression, and exit code 4.
+    let refused = as_brand(&[
+        "query",
+        "--purpose",
+        "assortment",
+        "SELECT customer_id, SUM(units) FROM sales GROUP BY customer_id",
+    ])
+    .failure(4);
+    assert!(refused.stderr.contains("rule: "), "{refused:#?}");
+    assert!(refused.stderr.contains("customer_id"), "{refused:#?}");
+
+    // The provider sees both in its log of queries against its data.
+    let log = as_fresh(&["query", "log", "--against-our-data", "--format", "json"])
+        .success()
+        .json();
+    let outcomes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "answered").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "refused").count(),
+        1,
+        "{log}"
+    );
+    let table = as_fresh(&["query", "log", "--against-our-data"]).success();
+    assert!(table.stdout.contains("refused"), "{table:#?}");
+}

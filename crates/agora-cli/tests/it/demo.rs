@@ -37,6 +37,9 @@ fn the_demo_seeds_a_marketplace_whose_figures_add_up_and_is_reused_on_a_second_r
         "Brightbrew owes FreshMart 0.50 EUR",
         "the operator owes FreshMart 0.10 EUR",
         "3 positions summing to zero",
+        "Data commons:",
+        "under `freshmart-sales-for-brands`",
+        "refused by rule group_by_protected_column",
     ] {
         assert!(
             first.contains(expected),

@@ -313,10 +313,12 @@ pub async fn run(
         .run_query(&caller.call(), consumer, input)
         .await
         .map_err(|e| caller.fail(e))?;
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+    let accept: String = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
     let (media_type, body) = if accept.contains("text/csv") {
         ("text/csv; charset=utf-8", answer.csv())
     } else if accept.contains(ARROW_STREAM) {
