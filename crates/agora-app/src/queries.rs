@@ -72,6 +72,10 @@ pub struct QueryInput {
     /// One of the purposes the protocols allow, such as `assortment`.
     pub purpose: String,
     pub sql: String,
+    /// Read these datasets as of an earlier version (`{"store_sales": 3}`); the others at their
+    /// current version.
+    #[serde(default)]
+    pub as_of: BTreeMap<String, i64>,
 }
 
 /// One output column.
@@ -310,6 +314,7 @@ impl App {
         &self,
         consumer: OrgId,
         applicable: &Applicable,
+        as_of: &BTreeMap<String, i64>,
     ) -> Result<Vec<agora_query::Dataset>> {
         let engine = self.datasets_engine()?;
         let mut tables = Vec::new();
@@ -341,14 +346,36 @@ impl App {
             let Some(dataset) = self.store().dataset_by_name(org_id, &parsed).await? else {
                 continue;
             };
+            let version = match as_of.get(dataset.name.as_str()) {
+                None => dataset.current_version,
+                Some(&version) if (1..=dataset.current_version).contains(&version) => version,
+                Some(&version) => {
+                    return Err(Error::invalid(
+                        "as_of",
+                        format!(
+                            "dataset `{}` has versions 1 to {}, not {version}",
+                            dataset.name, dataset.current_version
+                        ),
+                    ));
+                }
+            };
             let table = engine
-                .table_provider(&TableLocation::of(&dataset), Some(dataset.current_version))
+                .table_provider(&TableLocation::of(&dataset), Some(version))
                 .await?;
             tables.push(agora_query::Dataset {
                 provider: org_id,
                 name: dataset.name.to_string(),
                 table,
             });
+        }
+        if let Some(unknown) = as_of
+            .keys()
+            .find(|name| !tables.iter().any(|table| &table.name == *name))
+        {
+            return Err(Error::invalid(
+                "as_of",
+                format!("no dataset named `{unknown}` is visible to this organisation"),
+            ));
         }
         Ok(tables)
     }
@@ -377,7 +404,7 @@ impl App {
         let unattributed = |error: Error| (error, Vec::new());
         let outcome = async {
             let tables = self
-                .query_tables(consumer, &applicable)
+                .query_tables(consumer, &applicable, &input.as_of)
                 .await
                 .map_err(unattributed)?;
             let prepared = query

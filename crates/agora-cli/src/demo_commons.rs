@@ -355,6 +355,7 @@ not_after = "{not_after}"
             QueryInput {
                 purpose: "assortment".into(),
                 sql: allowed.into(),
+                as_of: Default::default(),
             },
         )
         .await?;
@@ -366,6 +367,7 @@ not_after = "{not_after}"
             QueryInput {
                 purpose: "assortment".into(),
                 sql: refused_sql.into(),
+                as_of: Default::default(),
             },
         )
         .await

@@ -124,6 +124,9 @@ pub struct QueryCommand {
     /// Write the result to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Read a dataset as of an earlier version, as NAME=VERSION; repeat for several.
+    #[arg(long = "as-of", value_name = "NAME=VERSION")]
+    pub as_of: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -161,6 +164,7 @@ struct QueryRun {
     purpose: String,
     result: ResultFormat,
     out: Option<PathBuf>,
+    as_of: Vec<String>,
     client: ClientArgs,
 }
 
@@ -405,6 +409,7 @@ pub async fn query(command: QueryCommand) -> Result<(), Failure> {
             purpose,
             result: command.result,
             out: command.out,
+            as_of: command.as_of,
             client: command.client,
         }),
         _ => None,
@@ -447,7 +452,20 @@ pub async fn query(command: QueryCommand) -> Result<(), Failure> {
 
 async fn run_query(run: QueryRun) -> Result<(), Failure> {
     let api = connect(&run.client.connect)?;
-    let body = json!({ "purpose": run.purpose, "sql": run.sql });
+    let mut as_of = serde_json::Map::new();
+    for pair in &run.as_of {
+        let parsed = pair
+            .split_once('=')
+            .and_then(|(name, version)| Some((name, version.parse::<i64>().ok()?)));
+        let Some((name, version)) = parsed else {
+            return Err(Failure {
+                code: exit::USAGE,
+                error: anyhow::anyhow!("`{pair}` is not NAME=VERSION"),
+            });
+        };
+        as_of.insert(name.to_owned(), json!(version));
+    }
+    let body = json!({ "purpose": run.purpose, "sql": run.sql, "as_of": as_of });
     let accept = match run.result {
         ResultFormat::Table => "application/json",
         ResultFormat::Csv => "text/csv",

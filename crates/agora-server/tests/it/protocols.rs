@@ -588,5 +588,41 @@ async fn a_daily_quota_counts_refused_queries_too_and_then_refuses() {
         assert_eq!(problem["limit"], "queries_per_day_max");
         // The provider's own queries on its own data are not under the protocol's quota.
         assert_eq!(api.query(&fresh_owner, "assortment", ok).await.0, 200);
+
+        // Its own data, as of any version: full SQL.
+        let response = api
+            .client
+            .post(format!(
+                "{}/api/v1/orgs/{fresh}/datasets/sales/versions",
+                api.url
+            ))
+            .bearer_auth(&fresh_owner)
+            .header("content-type", "text/csv")
+            .body("store,region,units,revenue,customer_id,day\nwest-0,west,1,1.0,c999,2026-03-01\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let count = |as_of: Value| {
+            let api = &api;
+            let token = fresh_owner.clone();
+            async move {
+                let (status, answer) = api
+                    .post(
+                        "/api/v1/queries",
+                        &token,
+                        json!({ "purpose": "own", "sql": "SELECT COUNT(*) AS n FROM sales", "as_of": as_of }),
+                    )
+                    .await;
+                (status, answer["rows"][0][0].clone())
+            }
+        };
+        assert_eq!(count(json!({})).await, (StatusCode::OK, json!(237)));
+        assert_eq!(
+            count(json!({ "sales": 1 })).await,
+            (StatusCode::OK, json!(236))
+        );
+        assert_eq!(count(json!({ "sales": 3 })).await.0, 400);
+        assert_eq!(count(json!({ "nope": 1 })).await.0, 400);
     }
 }
