@@ -14,12 +14,13 @@ mod rewrite;
 
 pub use engine::{
     Dataset, GovernedEngine, PreparedQuery, ProtocolRef, QueryLimits, QueryOutput, QueryReport,
-    QueryRequest,
+    QueryRequest, RemainderReport, SuppressedGroups,
 };
 pub use error::{Error, Refusal, Result};
 pub use history::{MemoryHistory, RecordedGroup, ResultHistory};
 pub use protocol::{
     AggregateName, AnalysisType, ColumnClass, ColumnRule, ContentHash, DatasetRule, DatasetSchema,
     JoinOperator, JoinRules, OutputConstraints, Protocol, ProtocolState, ProtocolVersion, Quotas,
-    Transition, Validity,
+    Transition, Validity, strictest,
 };
+pub use rewrite::SuppressionReason;
