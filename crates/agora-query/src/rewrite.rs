@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, NullEquality, Result as DfResult, TableReference};
@@ -435,9 +435,7 @@ fn remainder_of(
     let label_key = (0..keys).find(|index| {
         matches!(
             aggregate.schema.field(*index).data_type(),
-            datafusion::arrow::datatypes::DataType::Utf8
-                | datafusion::arrow::datatypes::DataType::LargeUtf8
-                | datafusion::arrow::datatypes::DataType::Utf8View
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         )
     });
     Ok(Remainder {
@@ -568,10 +566,7 @@ fn magnitude(expr: &Expr) -> Option<Expr> {
     let argument = params.args.first().cloned().unwrap_or_else(|| lit(1i64));
     match AggregateName::from_datafusion(func.name(), params.distinct)? {
         AggregateName::Count | AggregateName::CountDistinct => Some(count(argument)),
-        _ => Some(sum(abs(cast(
-            argument,
-            datafusion::arrow::datatypes::DataType::Float64,
-        )))),
+        _ => Some(sum(abs(cast(argument, DataType::Float64)))),
     }
 }
 
