@@ -17,8 +17,10 @@ use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Distinct, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator,
 };
 
+use crate::engine::ProtocolRef;
 use crate::error::Refusal;
 use crate::protocol::{AggregateName, AnalysisType, ColumnClass, DatasetRule, Protocol};
+use crate::rewrite::Guard;
 
 /// A table the consumer's catalog can reach, and the rules it comes with.
 #[derive(Debug, Clone)]
@@ -34,8 +36,11 @@ pub(crate) struct Binding {
 
 #[derive(Debug, Clone)]
 pub(crate) struct SharedRule {
+    /// The rules applied: the strictest of every protocol in `protocols`.
     pub protocol: Arc<Protocol>,
     pub dataset: DatasetRule,
+    /// Every protocol version that shares this dataset with the consumer for the purpose.
+    pub protocols: Vec<ProtocolRef>,
 }
 
 /// One column of one binding.
@@ -769,21 +774,15 @@ fn aggregate_lineage(aggregate: &Aggregate, input: &[Sources]) -> Vec<Sources> {
     lineage
 }
 
-/// A rule the rewrite added that must survive optimization.
-#[derive(Debug, Clone)]
-pub(crate) struct Guard {
-    /// The hidden column holding the count (`__agora_entities_0`).
-    pub column: String,
-    pub minimum: u32,
-}
-
-/// Checks the optimized plan: every scan of shared data still sits below a filter holding
-/// every guard, the hidden columns still reach the output, no forbidden node appeared, and
-/// the minimum-age filter still applies to each scan that needs one.
-pub(crate) fn verify_guards(
-    plan: &LogicalPlan,
+/// Checks the optimized aggregation and the optimized plan above it: every hidden count is still
+/// the field it was, no forbidden node appeared, the minimum-age filter still applies to each
+/// scan that needs one, and the plan above reads nothing but the released groups.
+pub(crate) fn verify_optimized(
+    aggregation: &LogicalPlan,
+    above: &LogicalPlan,
     bindings: &[Binding],
     guards: &[Guard],
+    fields: usize,
     mode: AnalysisType,
 ) -> Result<(), Refusal> {
     let moved = |what: String| {
@@ -793,29 +792,26 @@ pub(crate) fn verify_guards(
             "the optimized plan lost a protocol guard; the query was not run",
         )
     };
+    let schema = aggregation.schema();
+    if schema.fields().len() != fields {
+        return Err(moved("the aggregation's fields".into()));
+    }
     for guard in guards {
-        if plan
-            .schema()
-            .field_with_unqualified_name(&guard.column)
-            .is_err()
-        {
-            return Err(moved(guard.column.clone()));
+        if schema.field(guard.index).name() != &guard.name {
+            return Err(moved(guard.name.clone()));
         }
+    }
+    if touches_shared(bindings, above) {
+        return Err(moved("the plan above the aggregation".into()));
     }
     fn walk(
         plan: &LogicalPlan,
         bindings: &[Binding],
-        guards: &[Guard],
         mode: AnalysisType,
-        mut guarded: bool,
         mut filtered_columns: BTreeSet<String>,
     ) -> Result<(), String> {
         match plan {
             LogicalPlan::Filter(filter) => {
-                let conjuncts = split_conjunction(&filter.predicate);
-                if !guards.is_empty() && guards.iter().all(|guard| has_guard(&conjuncts, guard)) {
-                    guarded = true;
-                }
                 for column in filter.predicate.column_refs() {
                     filtered_columns.insert(column.name.clone());
                 }
@@ -828,55 +824,43 @@ pub(crate) fn verify_guards(
             LogicalPlan::TableScan(scan) => {
                 if let Some(index) = binding_of(bindings, plan)
                     && let Some(shared) = &bindings[index].shared
+                    && shared.protocol.output.min_data_age_days.is_some()
+                    && let Some(timestamp) = shared.dataset.column_of_class(ColumnClass::Timestamp)
                 {
-                    if mode != AnalysisType::Rows && !guards.is_empty() && !guarded {
-                        return Err(format!("scan of {}", bindings[index].table_name));
-                    }
-                    if shared.protocol.output.min_data_age_days.is_some()
-                        && let Some(timestamp) =
-                            shared.dataset.column_of_class(ColumnClass::Timestamp)
-                    {
-                        let in_scan = scan
-                            .filters
-                            .iter()
-                            .any(|filter| filter.column_refs().iter().any(|c| c.name == timestamp));
-                        if !in_scan && !filtered_columns.contains(timestamp) {
-                            return Err(format!(
-                                "minimum data age on {}",
-                                bindings[index].table_name
-                            ));
-                        }
+                    let in_scan = scan
+                        .filters
+                        .iter()
+                        .any(|filter| filter.column_refs().iter().any(|c| c.name == timestamp));
+                    if !in_scan && !filtered_columns.contains(timestamp) {
+                        return Err(format!(
+                            "minimum data age on {}",
+                            bindings[index].table_name
+                        ));
                     }
                 }
             }
             _ => {}
         }
         for input in plan.inputs() {
-            walk(
-                input,
-                bindings,
-                guards,
-                mode,
-                guarded,
-                filtered_columns.clone(),
-            )?;
+            walk(input, bindings, mode, filtered_columns.clone())?;
         }
         Ok(())
     }
-    walk(plan, bindings, guards, mode, false, BTreeSet::new()).map_err(moved)
+    walk(aggregation, bindings, mode, BTreeSet::new()).map_err(moved)?;
+    walk(above, bindings, mode, BTreeSet::new()).map_err(moved)
 }
 
-fn has_guard(conjuncts: &[&Expr], guard: &Guard) -> bool {
-    conjuncts.iter().any(|conjunct| match conjunct {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::GtEq,
-            right,
-        }) => {
-            matches!(strip_alias_and_casts(left), Expr::Column(column) if column.name == guard.column)
-                && matches!(strip_alias_and_casts(right), Expr::Literal(value, _)
-                    if value.to_string() == guard.minimum.to_string())
-        }
-        _ => false,
-    })
+/// Checks a plan that runs whole (row-level protocols): the minimum-age filter still applies.
+pub(crate) fn verify_rows(plan: &LogicalPlan, bindings: &[Binding]) -> Result<(), Refusal> {
+    verify_optimized(
+        plan,
+        &LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(DFSchema::empty()),
+        }),
+        bindings,
+        &[],
+        plan.schema().fields().len(),
+        AnalysisType::Rows,
+    )
 }

@@ -10,13 +10,13 @@
 //! equal (one entity swapped for another), differences across analysts or organisations
 //! colluding, and anything older than the history the store keeps.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use agora_domain::OrgId;
 
 /// One released group: its key and the hidden entity counts it carried.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordedGroup {
     /// The datasets and grouping columns, then the group's values.
     pub key: String,
@@ -69,9 +69,11 @@ impl ResultHistory for MemoryHistory {
             .lock()
             .expect("history lock is never poisoned");
         let mut found: BTreeMap<String, Vec<Vec<(String, u64)>>> = BTreeMap::new();
+        // A set, not a scan of `keys` per recorded group: results can hold thousands of groups.
+        let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
         if let Some(groups) = map.get(&consumer) {
             for group in groups {
-                if keys.contains(&group.key) {
+                if keys.contains(group.key.as_str()) {
                     found
                         .entry(group.key.clone())
                         .or_default()
@@ -88,11 +90,15 @@ impl ResultHistory for MemoryHistory {
             .lock()
             .expect("history lock is never poisoned");
         let kept = map.entry(consumer).or_default();
-        for group in groups {
-            if !kept.contains(&group) {
-                kept.push_back(group);
-            }
-        }
+        let fresh: Vec<RecordedGroup> = {
+            let known: HashSet<&RecordedGroup> = kept.iter().collect();
+            let mut fresh_keys = HashSet::new();
+            groups
+                .into_iter()
+                .filter(|group| !known.contains(group) && fresh_keys.insert(group.clone()))
+                .collect()
+        };
+        kept.extend(fresh);
         while kept.len() > self.groups_max {
             kept.pop_front();
         }

@@ -15,7 +15,7 @@ mod rewrite;
 
 pub use engine::{
     Dataset, GovernedEngine, PreparedQuery, ProtocolRef, QueryLimits, QueryOutput, QueryReport,
-    QueryRequest,
+    QueryRequest, RemainderReport, SuppressedGroups,
 };
 pub use error::{Error, Refusal, Result};
 pub use history::{MemoryHistory, RecordedGroup, ResultHistory};
@@ -23,5 +23,6 @@ pub use output::{ResultColumn, ResultSet};
 pub use protocol::{
     AggregateName, AnalysisType, ColumnClass, ColumnRule, ContentHash, DatasetRule, DatasetSchema,
     JoinOperator, JoinRules, OutputConstraints, Protocol, ProtocolState, ProtocolVersion, Quotas,
-    Transition, Validity,
+    Transition, Validity, strictest,
 };
+pub use rewrite::SuppressionReason;

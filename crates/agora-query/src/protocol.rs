@@ -125,6 +125,18 @@ pub enum AggregateName {
 }
 
 impl AggregateName {
+    pub const ALL: [Self; 9] = [
+        Self::Count,
+        Self::CountDistinct,
+        Self::Sum,
+        Self::Avg,
+        Self::Min,
+        Self::Max,
+        Self::Median,
+        Self::Stddev,
+        Self::Variance,
+    ];
+
     /// The protocol's name for a DataFusion aggregate UDF (`func.name()`), if any.
     pub fn from_datafusion(name: &str, distinct: bool) -> Option<Self> {
         Some(match (name.to_ascii_lowercase().as_str(), distinct) {
@@ -156,12 +168,21 @@ pub struct OutputConstraints {
     pub min_data_age_days: Option<u32>,
     /// Allowed aggregate functions; default COUNT, COUNT DISTINCT, SUM, AVG.
     pub allowed_aggregates: Option<BTreeSet<AggregateName>>,
+    /// When set, the groups withheld by the thresholds are folded into one row with this label,
+    /// whose aggregates are recomputed from those groups' rows and which must itself meet every
+    /// threshold. Unset: withheld groups are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_remainder: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum JoinOperator {
     #[serde(rename = "=")]
     Equal,
+}
+
+impl JoinOperator {
+    pub const ALL: [Self; 1] = [Self::Equal];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,6 +488,16 @@ impl Protocol {
                 format!("{share} is not a percentage between 1 and 100"),
             );
         }
+        if let Some(label) = &self.output.suppressed_remainder
+            && (label.trim().is_empty()
+                || label.chars().count() > 64
+                || label.chars().any(char::is_control))
+        {
+            problem(
+                "output.suppressed_remainder".into(),
+                "the label must be 1 to 64 printable characters".into(),
+            );
+        }
         if let Some(allowed) = &self.output.allowed_aggregates
             && allowed.is_empty()
             && self.analysis == AnalysisType::Aggregate
@@ -494,6 +525,119 @@ impl Protocol {
             Err(problems)
         }
     }
+}
+
+/// The strictest combination of several protocols that share one dataset with the same consumer
+/// for the same purpose: the rules the engine applies to that dataset.
+///
+/// Highest thresholds and minimum data age, lowest contributor share, strictest analysis type,
+/// the aggregates and operators every protocol allows, the join columns every protocol lets
+/// join, a join with own data if any protocol requires it, a column visible only if every
+/// protocol shows it. A column classed differently by two protocols is `entity_id` or
+/// `contributor` if any protocol says so (it must still be counted), otherwise `blocked`.
+/// `None` when no protocol names the dataset.
+pub fn strictest(protocols: &[&Protocol], dataset: &str) -> Option<Protocol> {
+    let covering: Vec<(&Protocol, &DatasetRule)> = protocols
+        .iter()
+        .filter_map(|protocol| protocol.dataset(dataset).map(|rule| (*protocol, rule)))
+        .collect();
+    let (first, first_rule) = covering.first()?;
+    if covering.len() == 1 {
+        let mut only = (*first).clone();
+        only.datasets = vec![(*first_rule).clone()];
+        return Some(only);
+    }
+    let all = || covering.iter().map(|(protocol, _)| *protocol);
+    let mut merged = (*first).clone();
+    merged.name = all()
+        .map(|protocol| protocol.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    merged.analysis = all()
+        .map(|protocol| protocol.analysis)
+        .max()
+        .expect("at least one protocol");
+    merged.output = OutputConstraints {
+        min_entities_per_row: all().map(Protocol::min_entities_per_row).max(),
+        min_contributors_per_statistic: all().map(Protocol::min_contributors_per_statistic).max(),
+        contributor_share_percent_max: all().map(Protocol::contributor_share_percent_max).min(),
+        min_data_age_days: all().filter_map(|p| p.output.min_data_age_days).max(),
+        allowed_aggregates: Some(
+            AggregateName::ALL
+                .into_iter()
+                .filter(|name| all().all(|protocol| protocol.allows_aggregate(*name)))
+                .collect(),
+        ),
+        // A remainder row only if every protocol asks for one; the first one's label.
+        suppressed_remainder: if all().all(|p| p.output.suppressed_remainder.is_some()) {
+            first.output.suppressed_remainder.clone()
+        } else {
+            None
+        },
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for (_, rule) in &covering {
+        for column in &rule.columns {
+            if !names.contains(&column.name.as_str()) {
+                names.push(column.name.as_str());
+            }
+        }
+    }
+    let mut columns = Vec::with_capacity(names.len());
+    let mut joinable = Vec::new();
+    for name in names {
+        let rules: Vec<Option<&ColumnRule>> = covering
+            .iter()
+            .map(|(_, rule)| rule.columns.iter().find(|column| column.name == name))
+            .collect();
+        let classes: BTreeSet<ColumnClass> = rules
+            .iter()
+            .map(|rule| rule.map_or(ColumnClass::Blocked, |rule| rule.class))
+            .collect();
+        let class = if classes.contains(&ColumnClass::EntityId) {
+            ColumnClass::EntityId
+        } else if classes.contains(&ColumnClass::Contributor) {
+            ColumnClass::Contributor
+        } else if classes.len() == 1 {
+            *classes.first().expect("one class")
+        } else {
+            ColumnClass::Blocked
+        };
+        let allowed = rules
+            .iter()
+            .all(|rule| rule.is_some_and(|rule| rule.allowed));
+        // A join key joins only if every protocol lets it join; otherwise it is of no use.
+        let class = if class == ColumnClass::JoinKey
+            && !covering
+                .iter()
+                .all(|(protocol, rule)| protocol.is_joinable(rule, name))
+        {
+            ColumnClass::Blocked
+        } else {
+            class
+        };
+        if class == ColumnClass::JoinKey {
+            joinable.push(name.to_owned());
+        }
+        columns.push(ColumnRule {
+            name: name.to_owned(),
+            class,
+            allowed,
+        });
+    }
+    merged.joins = JoinRules {
+        joinable_columns: joinable,
+        operators: JoinOperator::ALL
+            .into_iter()
+            .filter(|operator| all().all(|p| p.joins.operators.contains(operator)))
+            .collect(),
+        join_required_with_own_data: all().any(|p| p.joins.join_required_with_own_data),
+    };
+    merged.datasets = vec![DatasetRule {
+        name: dataset.to_owned(),
+        columns,
+    }];
+    Some(merged)
 }
 
 impl DatasetRule {

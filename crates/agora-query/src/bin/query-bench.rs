@@ -1,5 +1,6 @@
 //! query-bench: governed aggregate queries against their hand-written equivalent on DataFusion,
-//! over the same generated Parquet files, in the same process.
+//! over the same generated Parquet files, in the same process; then the same hand-written SQL
+//! in DuckDB over the same files (`scripts/bench-duckdb.py`, run from here), for the ratio.
 //!
 //! `cargo run --release -p agora-query --bin query-bench -- --rows 10000000`
 
@@ -23,12 +24,17 @@ const DAY_MICROS: i64 = 86_400_000_000;
 struct Args {
     rows: usize,
     iterations: usize,
+    /// The DuckDB script; `none` skips DuckDB.
+    duckdb_script: String,
+    python: String,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         rows: 1_000_000,
         iterations: 5,
+        duckdb_script: concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-duckdb.py").into(),
+        python: "python3".into(),
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -38,7 +44,12 @@ fn parse_args() -> anyhow::Result<Args> {
         match word.as_str() {
             "--rows" => args.rows = value.parse().context("--rows")?,
             "--iterations" => args.iterations = value.parse().context("--iterations")?,
-            other => bail!("unknown argument {other}; use --rows N --iterations N"),
+            "--duckdb-script" => args.duckdb_script = value,
+            "--python" => args.python = value,
+            other => bail!(
+                "unknown argument {other}; use --rows N --iterations N \
+                 --duckdb-script PATH|none --python PATH"
+            ),
         }
     }
     if args.iterations == 0 {
@@ -187,6 +198,12 @@ const QUERIES: &[(&str, &str, &str)] = &[
          GROUP BY store HAVING COUNT(DISTINCT customer_id) >= 50",
     ),
     (
+        "customers and revenue by region",
+        "SELECT region, COUNT(DISTINCT customer_id) AS customers, SUM(revenue) AS revenue FROM sales GROUP BY region",
+        "SELECT region, COUNT(DISTINCT customer_id) AS customers, SUM(revenue) AS revenue FROM sales \
+         WHERE day <= {cutoff} GROUP BY region HAVING COUNT(DISTINCT customer_id) >= 50",
+    ),
+    (
         "revenue by sku in one region (many suppressed)",
         "SELECT sku, SUM(revenue) AS revenue FROM sales WHERE region = 'region-1' GROUP BY sku",
         "SELECT sku, SUM(revenue) AS revenue FROM sales WHERE day <= {cutoff} AND region = 'region-1' \
@@ -197,6 +214,62 @@ const QUERIES: &[(&str, &str, &str)] = &[
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+struct Measured {
+    name: &'static str,
+    direct_ms: f64,
+    governed_ms: f64,
+    planning_ms: f64,
+    rows: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct DuckTime {
+    name: String,
+    median_ms: f64,
+    rows: usize,
+    version: String,
+}
+
+/// Runs the DuckDB script over the same files with the same hand-written SQL and threads.
+fn duckdb_times(
+    args: &Args,
+    dir: &std::path::Path,
+    threads: usize,
+    cutoff_micros: i64,
+) -> anyhow::Result<Vec<DuckTime>> {
+    use std::io::Write;
+    let queries: Vec<serde_json::Value> = QUERIES
+        .iter()
+        .map(|(name, _, sql)| serde_json::json!({ "name": name, "sql": sql }))
+        .collect();
+    let input = serde_json::json!({
+        "dir": dir.display().to_string(),
+        "threads": threads,
+        "iterations": args.iterations,
+        "cutoff_micros": cutoff_micros,
+        "queries": queries,
+    });
+    let mut child = std::process::Command::new(&args.python)
+        .arg(&args.duckdb_script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {} {}", args.python, args.duckdb_script))?;
+    child
+        .stdin
+        .take()
+        .context("the script's stdin")?
+        .write_all(input.to_string().as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("{} exited with {}", args.duckdb_script, output.status);
+    }
+    String::from_utf8(output.stdout)?
+        .lines()
+        .map(|line| serde_json::from_str(line).context("a line of the DuckDB script"))
+        .collect()
 }
 
 #[tokio::main]
@@ -243,9 +316,7 @@ async fn main() -> anyhow::Result<()> {
     let cutoff_micros = now.plus_seconds(-7 * 86_400).as_micros();
     let cutoff = format!("to_timestamp_micros({cutoff_micros})");
 
-    println!();
-    println!("| query | hand-written ms | governed ms | ratio | plan+check ms | rows |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut measured = Vec::new();
     for (name, governed_sql, hand_sql) in QUERIES {
         let hand_sql = hand_sql.replace("{cutoff}", &cutoff);
         // A fresh history per query: differencing must not suppress repeated runs' rows.
@@ -272,6 +343,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("governed {name}"))?;
             let governed_elapsed = started.elapsed().as_secs_f64() * 1e3;
+            // The first run of each is a warm-up.
             if iteration > 0 {
                 direct_ms.push(elapsed);
                 governed_ms.push(governed_elapsed);
@@ -286,12 +358,63 @@ async fn main() -> anyhow::Result<()> {
                 rows.1
             );
         }
-        let (d, g, p) = (median(direct_ms), median(governed_ms), median(planning_ms));
+        measured.push(Measured {
+            name,
+            direct_ms: median(direct_ms),
+            governed_ms: median(governed_ms),
+            planning_ms: median(planning_ms),
+            rows: rows.1,
+        });
+    }
+
+    let duckdb = if args.duckdb_script == "none" {
+        None
+    } else {
+        match duckdb_times(&args, &dir, partitions, cutoff_micros) {
+            Ok(times) => Some(times),
+            Err(error) => {
+                println!("DuckDB skipped: {error:#}");
+                None
+            }
+        }
+    };
+
+    println!();
+    println!(
+        "| query | hand-written DataFusion ms | governed ms | governed ÷ hand-written | plan+check ms | DuckDB ms | governed ÷ DuckDB | rows |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for one in &measured {
+        let (duck_ms, duck_ratio) = match duckdb.as_ref().and_then(|times| {
+            times
+                .iter()
+                .find(|time| time.name == one.name)
+                .map(|time| (time.median_ms, time.rows))
+        }) {
+            Some((ms, duck_rows)) => {
+                if duck_rows != one.rows {
+                    bail!(
+                        "{}: DuckDB returned {duck_rows} rows, governed {}",
+                        one.name,
+                        one.rows
+                    );
+                }
+                (format!("{ms:.1}"), format!("{:.2}", one.governed_ms / ms))
+            }
+            None => ("".into(), "".into()),
+        };
         println!(
-            "| {name} | {d:.1} | {g:.1} | {:.2} | {p:.2} | {} |",
-            g / d,
-            rows.1
+            "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {duck_ms} | {duck_ratio} | {} |",
+            one.name,
+            one.direct_ms,
+            one.governed_ms,
+            one.governed_ms / one.direct_ms,
+            one.planning_ms,
+            one.rows
         );
+    }
+    if let Some(version) = duckdb.as_ref().and_then(|times| times.first()) {
+        println!("\nDuckDB {} with {partitions} threads.", version.version);
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -2,7 +2,10 @@
 //! modules hold the tables of cases.
 
 mod governed;
+mod overlap;
 mod protocols;
+mod remainder;
+mod suppression;
 mod threats;
 
 use std::sync::Arc;
@@ -226,19 +229,21 @@ fn numbers_batch() -> RecordBatch {
     .expect("valid")
 }
 
-/// Lane a: six carriers, ten rows each; lane b: two carriers.
+/// Lane a: six carriers, ten rows of 5 parcels each; lane b: two carriers; lane c: six
+/// carriers, but k0's rows carry 50 parcels, two thirds of the lane's 750.
 fn shipments_batch() -> RecordBatch {
     let mut carrier = Vec::new();
     let mut lane = Vec::new();
-    for (l, count) in [("a", 6), ("b", 2)] {
+    let mut parcels = Vec::new();
+    for (l, count) in [("a", 6), ("b", 2), ("c", 6)] {
         for c in 0..count {
             for _ in 0..10 {
                 carrier.push(format!("k{c}"));
                 lane.push(l);
+                parcels.push(if l == "c" && c == 0 { 50 } else { 5 });
             }
         }
     }
-    let rows = carrier.len();
     RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("carrier", DataType::Utf8, false),
@@ -248,7 +253,7 @@ fn shipments_batch() -> RecordBatch {
         vec![
             Arc::new(StringArray::from(carrier)),
             Arc::new(StringArray::from(lane)),
-            Arc::new(Int64Array::from(vec![5; rows])),
+            Arc::new(Int64Array::from(parcels)),
         ],
     )
     .expect("valid")

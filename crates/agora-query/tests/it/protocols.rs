@@ -90,6 +90,11 @@ fn validation_names_each_problem() {
             |p| p.joins.joinable_columns = vec!["store".into()],
             vec!["joins.joinable_columns.store"],
         ),
+        (
+            "blank remainder label",
+            |p| p.output.suppressed_remainder = Some(" ".into()),
+            vec!["output.suppressed_remainder"],
+        ),
         ("no consumers", |p| p.consumers.clear(), vec!["consumers"]),
         (
             "provider consumes itself",

@@ -5,7 +5,11 @@ use agora_query::QueryLimits;
 
 use crate::{Outcome, engine_with, run, run_on};
 
-use Outcome::{Failed, Invalid, Limit, Refused};
+use Outcome::{Failed, Invalid, Limit, Refused, Rows};
+
+fn rows(rows: &[&str]) -> Outcome {
+    Rows(rows.iter().map(|row| (*row).to_owned()).collect())
+}
 
 /// (threat, purpose, SQL, expected outcome).
 fn threats() -> Vec<(&'static str, &'static str, String, Outcome)> {
@@ -429,6 +433,229 @@ fn threats() -> Vec<(&'static str, &'static str, String, Outcome)> {
         "SELECT region, COUNT(*) AS __agora_entities_1 FROM sales GROUP BY region",
         Refused("reserved_name"),
     );
+    add(
+        "injection",
+        "",
+        "SELECT region, COUNT(*) FROM sales GROUP BY region",
+        Invalid("purpose".into()),
+    );
+    add(
+        "injection",
+        "Assortment",
+        "SELECT region, COUNT(*) FROM sales GROUP BY region",
+        Invalid("purpose".into()),
+    );
+    add(
+        "injection",
+        sales,
+        "SELECT region, COUNT(*) FROM sales WHERE store = 'n1' OR 1 = 1 -- ' GROUP BY region",
+        Invalid("sql".into()),
+    );
+    // More of each threat.
+    // Filtering the consumer's own side of a join is allowed; the threshold still applies.
+    add(
+        "entity filter",
+        sales,
+        "SELECT region, COUNT(*) FROM sales s JOIN loyalty_members m ON s.loyalty_card = m.card \
+         WHERE m.card = 'card5' GROUP BY region",
+        rows(&[]),
+    );
+    add(
+        "entity filter",
+        "forecasting",
+        "SELECT lane, COUNT(*) FROM shipments WHERE carrier = 'k0' GROUP BY lane",
+        Refused("filter_on_protected_column"),
+    );
+    add(
+        "entity group",
+        "forecasting",
+        "SELECT carrier, SUM(parcels) FROM shipments GROUP BY carrier",
+        Refused("group_by_protected_column"),
+    );
+    add(
+        "entity output",
+        sales,
+        "SELECT region, COUNT(*), MAX(customer_id) FROM sales GROUP BY region",
+        Refused("aggregate_function"),
+    );
+    add(
+        "fine dimensions",
+        sales,
+        "SELECT sku, COUNT(*) FROM sales GROUP BY sku",
+        rows(&["sku-a|364"]),
+    );
+    add(
+        "fine dimensions",
+        sales,
+        "SELECT region, store, sku, COUNT(*) FROM sales GROUP BY region, store, sku ORDER BY store",
+        rows(&["north|n1|sku-a|198", "south|s1|sku-a|120"]),
+    );
+    add(
+        "fine dimensions",
+        sales,
+        "SELECT region, units, COUNT(*) FROM sales GROUP BY region, units",
+        Refused("group_by_metric"),
+    );
+    add(
+        "fine dimensions",
+        sales,
+        "SELECT day, COUNT(*) FROM sales WHERE store = 't1' GROUP BY day",
+        rows(&[]),
+    );
+    add(
+        "extreme values",
+        sales,
+        "SELECT region, stddev(revenue) FROM sales GROUP BY region",
+        Refused("aggregate_function"),
+    );
+    add(
+        "extreme values",
+        sales,
+        "SELECT region, LAST_VALUE(revenue ORDER BY revenue) FROM sales GROUP BY region",
+        Refused("aggregate_function"),
+    );
+    add(
+        "window",
+        sales,
+        "SELECT region, LAG(revenue) OVER (ORDER BY day) FROM sales",
+        Refused("window_function"),
+    );
+    add(
+        "nested aggregation",
+        sales,
+        "SELECT COUNT(*) FROM (SELECT DISTINCT store FROM sales) t",
+        Refused("nested_aggregation"),
+    );
+    add(
+        "union",
+        sales,
+        "SELECT region FROM sales GROUP BY region EXCEPT SELECT region FROM sales WHERE store = 'n2' GROUP BY region",
+        Refused("nested_aggregation"),
+    );
+    add(
+        "union",
+        sales,
+        "SELECT region FROM sales GROUP BY region INTERSECT SELECT region FROM sales WHERE sku = 'sku-rare' GROUP BY region",
+        Refused("nested_aggregation"),
+    );
+    add(
+        "join",
+        sales,
+        "SELECT m.segment, COUNT(*) FROM sales s JOIN loyalty_members m \
+         ON s.loyalty_card = m.card AND s.store = 'n1' GROUP BY m.segment",
+        Refused("join_operator"),
+    );
+    add(
+        "join",
+        sales,
+        "SELECT m.segment, COUNT(*) FROM sales s JOIN loyalty_members m \
+         ON upper(s.loyalty_card) = m.card GROUP BY m.segment",
+        Refused("join_operator"),
+    );
+    add(
+        "case",
+        sales,
+        "SELECT region, SUM(CASE WHEN revenue > 999 THEN 1 ELSE 0 END) FROM sales GROUP BY region",
+        Refused("case_singling_out"),
+    );
+    add(
+        "error oracle",
+        sales,
+        "SELECT region, SUM(CAST(sku AS BIGINT)) FROM sales GROUP BY region",
+        Refused("error_oracle"),
+    );
+    add(
+        "catalog",
+        sales,
+        "SELECT * FROM agora.information_schema.tables",
+        Invalid("sql".into()),
+    );
+    add(
+        "catalog",
+        sales,
+        "SELECT * FROM datafusion.public.sales",
+        Invalid("sql".into()),
+    );
+    add(
+        "files",
+        sales,
+        "SELECT * FROM read_json('/etc/passwd')",
+        Invalid("sql".into()),
+    );
+    add(
+        "files",
+        sales,
+        "SELECT * FROM '/etc/passwd'",
+        Invalid("sql".into()),
+    );
+    add(
+        "files",
+        sales,
+        "SELECT * FROM range(10)",
+        Invalid("sql".into()),
+    );
+    // Error oracles above the aggregation see only released groups: tiny has COUNT(*) = 6, and
+    // dividing by COUNT(*) - 6 fails only if tiny reaches the division.
+    add(
+        "error oracle",
+        sales,
+        "SELECT region, 1 / (COUNT(*) - 6) AS x FROM sales GROUP BY region ORDER BY region",
+        rows(&["north|0", "south|0"]),
+    );
+    add(
+        "error oracle",
+        sales,
+        "SELECT region, COUNT(*) FROM sales GROUP BY region HAVING 1 / (COUNT(*) - 6) >= 0 ORDER BY region",
+        rows(&["north|240", "south|120"]),
+    );
+    // Legitimate queries pass: a check that refuses everything fails here.
+    add(
+        "allowed",
+        sales,
+        "SELECT region, COUNT(*), COUNT(DISTINCT customer_id), SUM(revenue) / SUM(units) \
+         FROM sales GROUP BY region ORDER BY region",
+        rows(&["north|240|120|2.5", "south|120|60|2.5"]),
+    );
+    add(
+        "allowed",
+        sales,
+        "SELECT region, SUM(revenue / 2) AS half FROM sales WHERE TRY_CAST(store AS INT) IS NULL \
+         GROUP BY region ORDER BY region",
+        rows(&["north|600.0", "south|300.0"]),
+    );
+    add(
+        "allowed",
+        sales,
+        "SELECT region, CASE WHEN SUM(units) > 300 THEN 'big' ELSE 'small' END AS size \
+         FROM sales GROUP BY region ORDER BY region",
+        rows(&["north|big", "south|small"]),
+    );
+    add(
+        "allowed",
+        sales,
+        "WITH s AS (SELECT region, revenue FROM sales WHERE units > 1) \
+         SELECT region, COUNT(*) FROM s GROUP BY region ORDER BY region",
+        rows(&["north|160"]),
+    );
+    add(
+        "allowed",
+        "overlap",
+        "SELECT m.segment, COUNT(*) FROM sales s JOIN loyalty_members m \
+         ON s.loyalty_card = m.card GROUP BY m.segment ORDER BY m.segment",
+        rows(&["gold|120", "silver|180"]),
+    );
+    add(
+        "allowed",
+        "forecasting",
+        "SELECT lane, COUNT(*) FROM shipments GROUP BY lane ORDER BY lane",
+        rows(&["a|60", "c|60"]),
+    );
+    add(
+        "allowed",
+        sales,
+        "SELECT DISTINCT region FROM sales ORDER BY region",
+        rows(&["north", "south"]),
+    );
     cases
 }
 
@@ -515,6 +742,36 @@ async fn differencing_with_and_without_a_narrow_filter_is_suppressed() {
     // Another analyst organisation's history is separate; the same query again is not a difference.
     let got = run_on(&engine, "assortment", all).await;
     assert_eq!(got, Outcome::Rows(first));
+}
+
+#[tokio::test]
+async fn differencing_in_either_order_and_on_distinct_counts() {
+    let engine = crate::engine();
+    // The narrow query first, then the broad one: north gains n2's 20 customers.
+    let narrow = "SELECT region, COUNT(DISTINCT customer_id) FROM sales WHERE store <> 'n2' \
+                  GROUP BY region ORDER BY region";
+    assert_eq!(
+        run_on(&engine, "assortment", narrow).await,
+        rows(&["north|100", "south|60"])
+    );
+    let broad =
+        "SELECT region, COUNT(DISTINCT customer_id) FROM sales GROUP BY region ORDER BY region";
+    assert_eq!(
+        run_on(&engine, "assortment", broad).await,
+        rows(&["south|60"])
+    );
+    // Another purpose reads the same datasets with the same grouping: still compared.
+    let sums =
+        "SELECT region, SUM(units) FROM sales WHERE sku = 'sku-a' GROUP BY region ORDER BY region";
+    assert_eq!(
+        run_on(&engine, "forecasting", sums).await,
+        rows(&["south|240"])
+    );
+    // A fresh analyst history sees the broad result whole.
+    assert_eq!(
+        run_on(&crate::engine(), "assortment", broad).await,
+        rows(&["north|120", "south|60"])
+    );
 }
 
 #[tokio::test]
