@@ -107,10 +107,20 @@ pub struct QueryReportView {
     pub rules_applied: Vec<String>,
     /// It read only the consumer's own data: full SQL, nothing rewritten.
     pub own_data_only: bool,
-    /// Output rows withheld, every reason together.
+    /// Output rows (groups) withheld, every reason together.
     pub rows_suppressed: u64,
-    /// Of those, rows withheld because they differ too little from an earlier result.
+    /// Of those, rows with fewer distinct entities than `min_entities_per_row`.
+    pub rows_suppressed_by_entity_threshold: u64,
+    /// Rows with fewer contributors than `min_contributors_per_statistic`.
+    pub rows_suppressed_by_contributor_count: u64,
+    /// Rows where one contributor held more than `contributor_share_percent_max` of a statistic.
+    pub rows_suppressed_by_contributor_dominance: u64,
+    /// Rows too close to a group of one of the consumer's earlier results.
     pub rows_suppressed_by_differencing: u64,
+    /// Withheld groups folded into the protocol's labelled remainder row, and whether that row
+    /// was released (it must meet every threshold itself).
+    pub remainder_groups_folded: Option<u64>,
+    pub remainder_released: Option<bool>,
     /// Time spent parsing, planning, checking and rewriting, in microseconds.
     pub planning_micros: u64,
 }
@@ -468,13 +478,26 @@ impl App {
             Ok((output, used)) => {
                 let result = ResultSet::new(output.schema.clone(), output.batches.clone());
                 let rows = result.json_rows().map_err(query_error)?;
-                let differencing = output.groups_suppressed_by_differencing as u64;
+                let suppressed = &output.report.groups_suppressed;
                 let report = QueryReportView {
                     datasets: output.report.datasets.clone(),
                     rules_applied: output.report.rules_applied.clone(),
                     own_data_only: output.report.own_data_only,
-                    rows_suppressed: differencing,
-                    rows_suppressed_by_differencing: differencing,
+                    rows_suppressed: suppressed.total(),
+                    rows_suppressed_by_entity_threshold: suppressed.entity_threshold,
+                    rows_suppressed_by_contributor_count: suppressed.contributor_count,
+                    rows_suppressed_by_contributor_dominance: suppressed.contributor_dominance,
+                    rows_suppressed_by_differencing: suppressed.differencing,
+                    remainder_groups_folded: output
+                        .report
+                        .remainder
+                        .as_ref()
+                        .map(|remainder| remainder.groups_folded),
+                    remainder_released: output
+                        .report
+                        .remainder
+                        .as_ref()
+                        .map(|remainder| remainder.released),
                     planning_micros: output.report.planning_micros,
                 };
                 let answer = QueryAnswer {

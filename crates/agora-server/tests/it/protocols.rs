@@ -283,6 +283,8 @@ async fn upload_approve_query_refuse_audit_pause_and_delete() {
         );
         assert_eq!(answer["protocols"][0]["protocol_id"], id);
         assert_eq!(answer["protocols"][0]["version"], 1);
+        assert_eq!(answer["report"]["rows_suppressed"], 1, "the east: {answer}");
+        assert_eq!(answer["report"]["rows_suppressed_by_entity_threshold"], 1);
         assert!(
             !answer["report"]["rules_applied"]
                 .as_array()
@@ -361,6 +363,7 @@ async fn upload_approve_query_refuse_audit_pause_and_delete() {
             .find(|(outcome, detail)| outcome == "succeeded" && detail["sql"] == sql)
             .unwrap_or_else(|| panic!("the answered query is audited: {audit}"));
         assert_eq!(answered["protocols"][0]["protocol_id"], id);
+        assert_eq!(answered["rows_suppressed"], 1, "{answered}");
         assert!(
             entries.iter().any(|(outcome, detail)| outcome == "denied"
                 && detail["sql"].as_str().unwrap().contains("customer_id")
