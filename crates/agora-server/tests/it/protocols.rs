@@ -629,3 +629,115 @@ async fn a_daily_quota_counts_refused_queries_too_and_then_refuses() {
         assert_eq!(count(json!({ "nope": 1 })).await.0, 400);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_lose_none_and_activate_once() {
+    for backend in backends() {
+        let api = TestApi::start(backend).await;
+        let fresh = api.partner("FreshMart").await;
+        let fresh_owner = api.member_token(&fresh, "ana@fresh.example", "owner").await;
+        let mut consumers = Vec::new();
+        for i in 0..5 {
+            let org = api.partner(&format!("Brand {i}")).await;
+            let token = api
+                .member_token(&org, &format!("owner{i}@brand.example"), "owner")
+                .await;
+            consumers.push((org, token));
+        }
+        let response = api
+            .client
+            .post(format!(
+                "{}/api/v1/orgs/{fresh}/datasets/sales/versions",
+                api.url
+            ))
+            .bearer_auth(&fresh_owner)
+            .header("content-type", "text/csv")
+            .body(sales_csv())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let list: Vec<String> = consumers
+            .iter()
+            .map(|(org, _)| format!("\"{org}\""))
+            .collect();
+        let document = protocol_toml(&fresh, "CONSUMER", 1, 100)
+            .replace("[\"CONSUMER\"]", &format!("[{}]", list.join(", ")))
+            .replace("class = \"dimension\" }", "class = \"blocked\" }")
+            .replace("class = \"metric\" }", "class = \"blocked\" }")
+            .replace("class = \"entity_id\" }", "class = \"blocked\" }")
+            .replace("class = \"timestamp\" }", "class = \"blocked\" }");
+        let (status, drafted) = api
+            .post(
+                &format!("/api/v1/orgs/{fresh}/protocols"),
+                &fresh_owner,
+                json!({ "document": document }),
+            )
+            .await;
+        assert_eq!(status, 201, "{drafted}");
+        let id = drafted["id"].as_str().unwrap().to_owned();
+        let hash = drafted["latest"]["content_hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.post(
+            &format!("/api/v1/protocols/{id}/propose"),
+            &fresh_owner,
+            json!(null),
+        )
+        .await;
+
+        // Every party approves at once; a party whose approval raced another's is told to
+        // retry (409) and does, until every approval is in.
+        let mut tokens: Vec<String> = consumers.iter().map(|(_, token)| token.clone()).collect();
+        tokens.push(fresh_owner.clone());
+        let approve = |token: String| {
+            let api = &api;
+            let path = format!("/api/v1/protocols/{id}/approve");
+            let hash = hash.clone();
+            async move {
+                loop {
+                    let (status, body) = api
+                        .post(&path, &token, json!({ "content_hash": hash }))
+                        .await;
+                    match status.as_u16() {
+                        200 => return body,
+                        409 if body["detail"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("changed meanwhile") =>
+                        {
+                            continue;
+                        }
+                        _ => panic!("{status}: {body}"),
+                    }
+                }
+            }
+        };
+        futures_util::future::join_all(tokens.into_iter().map(approve)).await;
+        let (_, protocol) = api
+            .get(&format!("/api/v1/protocols/{id}"), &fresh_owner)
+            .await;
+        assert_eq!(protocol["latest"]["state"], "active", "{protocol}");
+        assert_eq!(
+            protocol["latest"]["approvals"].as_array().unwrap().len(),
+            6,
+            "{protocol}"
+        );
+        assert_eq!(protocol["active_version"], 1);
+        // The activation happened once: one `protocol.activated` audit entry.
+        let (_, audit) = api
+            .get(
+                &format!("/api/v1/orgs/{fresh}/audit?limit=200"),
+                &fresh_owner,
+            )
+            .await;
+        let activated = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "protocol.activated")
+            .count();
+        assert_eq!(activated, 1, "{audit}");
+    }
+}
