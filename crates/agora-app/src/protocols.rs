@@ -599,6 +599,14 @@ impl App {
             };
             let mut loaded = load(target)?;
             let transition = step(&mut loaded.version, by, now).map_err(query_error)?;
+            if let Some(reason) = &loaded.record.suspended_reason
+                && matches!(transition.step, "propose" | "approve" | "resume")
+            {
+                return Err(Error::Conflict(format!(
+                    "version {} is suspended: {reason}",
+                    loaded.record.version
+                )));
+            }
             let mut after = loaded.record.clone();
             after.state = state_name(loaded.version.state);
             after.approvals = loaded.version.approvals.iter().copied().collect();
@@ -880,7 +888,8 @@ impl App {
 
     /// Inside a dataset's deletion: pauses every live version of the provider's protocols that
     /// names the dataset, with the reason, so no query can reach it and the suspension commits
-    /// with the deletion or not at all. A party resumes it only by revising the protocol.
+    /// with the deletion or not at all. A suspended version cannot be resumed, proposed or
+    /// approved: the provider revises the protocol, and the new version replaces it.
     pub(crate) async fn suspend_protocols_using(
         &self,
         tx: &mut WriteTx,
@@ -910,7 +919,11 @@ impl App {
                     continue;
                 }
                 let mut after = loaded.record.clone();
-                after.state = state_name(ProtocolState::Paused);
+                // A version in force is paused; a draft or proposal keeps its state but can
+                // no longer be proposed or approved.
+                if matches!(state, ProtocolState::Active | ProtocolState::Paused) {
+                    after.state = state_name(ProtocolState::Paused);
+                }
                 after.suspended_reason = Some(format!(
                     "dataset `{}` was deleted; revise the protocol to share another dataset",
                     dataset.name

@@ -678,7 +678,17 @@ impl App {
                 limit + 1,
             )
             .await?;
-        let entries = records.into_iter().map(QueryLogEntry::new).collect();
+        let entries = records
+            .into_iter()
+            .map(QueryLogEntry::new)
+            .map(|mut entry| {
+                // A provider sees which organisation asked, not which of its people.
+                if entry.consumer != org_id {
+                    entry.actor = None;
+                }
+                entry
+            })
+            .collect();
         Ok(Page::from_overfetch(
             entries,
             limit,

@@ -396,6 +396,14 @@ async fn upload_approve_query_refuse_audit_pause_and_delete() {
                 .iter()
                 .all(|e| e["consumer"] == brand)
         );
+        assert!(
+            log["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["actor"].is_null()),
+            "a provider sees which organisation asked, not who: {log}"
+        );
         let (status, _) = api
             .get(
                 &format!("/api/v1/orgs/{fresh}/queries?scope=against_our_data"),
@@ -508,6 +516,17 @@ async fn upload_approve_query_refuse_audit_pause_and_delete() {
         );
         let (status, _) = api.query(&brand_analyst, "assortment", sql).await;
         assert_eq!(status, 400);
+        let (status, problem) = api
+            .post(&format!("{base}/resume"), &fresh_owner, json!(null))
+            .await;
+        assert_eq!(
+            status, 409,
+            "a suspended version cannot be resumed: {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("suspended"),
+            "{problem}"
+        );
 
         // Revocation is the provider's, and final.
         let (status, _) = api
