@@ -123,7 +123,9 @@ pub(crate) fn query_error(error: agora_query::Error) -> Error {
             message,
         },
         agora_query::Error::QueryFailed { detail } => {
-            tracing::info!(%detail, "governed query failed while running");
+            // The detail can quote shared values (a failed cast names the text): it goes to the
+            // log only at debug level, which the default `info` filter leaves out.
+            tracing::debug!(%detail, "governed query failed while running");
             Error::Unprocessable(
                 "the query failed while running; the engine does not say why, so that errors cannot reveal shared data"
                     .into(),
