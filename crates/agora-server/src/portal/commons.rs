@@ -1212,7 +1212,11 @@ struct QueryRow {
 }
 
 impl QueryRow {
-    fn new(entry: &QueryLogEntry, directory: &Directory) -> Self {
+    fn new(
+        entry: &QueryLogEntry,
+        directory: &Directory,
+        protocol_names: &[(ProtocolId, String)],
+    ) -> Self {
         let mut sql: String = entry.sql.chars().take(LOGGED_SQL_SHOWN).collect();
         if entry.sql.chars().count() > LOGGED_SQL_SHOWN {
             sql.push('…');
@@ -1236,7 +1240,13 @@ impl QueryRow {
             protocols: entry
                 .protocols
                 .iter()
-                .map(|used| format!("{} v{}", used.protocol_id, used.version))
+                .map(|used| {
+                    let name = protocol_names
+                        .iter()
+                        .find(|(id, _)| *id == used.protocol_id)
+                        .map_or_else(|| used.protocol_id.to_string(), |(_, name)| name.clone());
+                    format!("{name} v{}", used.version)
+                })
                 .collect(),
         }
     }
@@ -1285,11 +1295,20 @@ pub async fn queries_page(
             )
             .await?;
         let directory = Directory::load(&state.app, &call).await?;
-        Ok::<_, Error>((us, queries, directory))
+        // Names for the protocols the queries used: those the organisation is a party to.
+        let protocol_names: Vec<(ProtocolId, String)> = state
+            .app
+            .protocols(&call, us, None, Some(state.app.config().page_size_max))
+            .await?
+            .items
+            .into_iter()
+            .map(|protocol| (protocol.id, protocol.name))
+            .collect();
+        Ok::<_, Error>((us, queries, directory, protocol_names))
     }
     .await;
     match loaded {
-        Ok((us, queries, directory)) => page(
+        Ok((us, queries, directory, protocol_names)) => page(
             StatusCode::OK,
             &QueriesPage {
                 nav: Nav::new(&session, "queries"),
@@ -1301,7 +1320,7 @@ pub async fn queries_page(
                 queries: queries
                     .items
                     .iter()
-                    .map(|entry| QueryRow::new(entry, &directory))
+                    .map(|entry| QueryRow::new(entry, &directory, &protocol_names))
                     .collect(),
                 next_cursor: queries.next_cursor,
             },
