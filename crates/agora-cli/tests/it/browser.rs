@@ -1,6 +1,6 @@
 //! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
-//! check the session cookie's flags, open the audit log, sign out; and the demo's customer
-//! searching the market and buying with her wallet.
+//! check the session cookie's flags, open the audit log, sign out; the demo's customer
+//! searching the market and buying with her wallet; and the demo's brand querying the commons.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -108,16 +108,9 @@ fn a_person_signs_in_opens_the_audit_log_and_signs_out_in_chromium() {
     assert!(stdout.contains("all 6 steps passed"), "{stdout}");
 }
 
-/// The demo's customer shops in Chromium: searches the market, buys a loaf with her wallet,
-/// sees the paid order in her history and the wallet's new balance.
-#[test]
-fn the_demo_customer_buys_with_her_wallet_in_chromium() {
-    let Some(dir) = browser_dir() else {
-        eprintln!(
-            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
-        );
-        return;
-    };
+/// Runs `script` in Chromium against a fresh `agora demo`, signed in as `email`; returns its
+/// stdout once it succeeded.
+fn run_against_the_demo(dir: &std::path::Path, script: &str, email: &str) -> String {
     let data = tempfile::tempdir().unwrap();
     let mut demo = crate::harness::agora()
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -164,9 +157,9 @@ fn the_demo_customer_buys_with_her_wallet_in_chromium() {
             .to_string()
     });
     let output = Command::new("node")
-        .arg(dir.join("portal-checkout.mjs"))
+        .arg(dir.join(script))
         .env("AGORA_URL", &url)
-        .env("AGORA_EMAIL", "cleo@customer.example")
+        .env("AGORA_EMAIL", email)
         .env("AGORA_PASSWORD", "agora-demo-password")
         .env("AGORA_TEST_CHROMIUM", chromium())
         .env("AGORA_SCREENSHOT_DIR", &screenshots)
@@ -177,10 +170,42 @@ fn the_demo_customer_buys_with_her_wallet_in_chromium() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "browser checkout failed:\n{stdout}\n{stderr}"
+        "{script} failed in the browser:\n{stdout}\n{stderr}"
     );
+    stdout.into_owned()
+}
+
+/// The demo's customer shops in Chromium: searches the market, buys a loaf with her wallet,
+/// sees the paid order in her history and the wallet's new balance.
+#[test]
+fn the_demo_customer_buys_with_her_wallet_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-checkout.mjs", "cleo@customer.example");
     assert!(
         stdout.contains("portal-checkout: all 6 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The demo's brand owner works with the data commons in Chromium: opens the protocol FreshMart
+/// shares its sales under, runs a governed query and sees a result row, has a query that would
+/// output customer ids refused naming its rule, and finds it in the query log.
+#[test]
+fn the_demo_brand_queries_the_commons_and_reads_a_refusal_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-commons.mjs", "carla@brightbrew.example");
+    assert!(
+        stdout.contains("portal-commons: all 5 steps passed"),
         "{stdout}"
     );
 }

@@ -34,6 +34,7 @@ macro_rules! portal_form {
     };
 }
 
+mod commons;
 mod directory;
 mod market;
 mod operator;
@@ -136,6 +137,32 @@ pub fn routes() -> Router<ServerState> {
             "/operator/settlement/caps",
             axum::routing::post(settlement::set_cap),
         )
+        .route("/data", get(commons::datasets_page))
+        .route("/data/{name}", get(commons::dataset_page))
+        .route("/protocols", get(commons::protocols_page))
+        .route("/protocols/{protocol_id}", get(commons::protocol_page))
+        .route(
+            "/protocols/{protocol_id}/propose",
+            axum::routing::post(commons::propose),
+        )
+        .route(
+            "/protocols/{protocol_id}/approve",
+            axum::routing::post(commons::approve),
+        )
+        .route(
+            "/protocols/{protocol_id}/pause",
+            axum::routing::post(commons::pause),
+        )
+        .route(
+            "/protocols/{protocol_id}/resume",
+            axum::routing::post(commons::resume),
+        )
+        .route(
+            "/protocols/{protocol_id}/revoke",
+            axum::routing::post(commons::revoke),
+        )
+        .route("/query", get(commons::query_page).post(commons::run_query))
+        .route("/queries", get(commons::queries_page))
         .route("/assets/portal.css", get(stylesheet))
 }
 
@@ -230,6 +257,8 @@ pub struct Nav {
     pub sells: bool,
     /// Acts for the operator as an owner or admin: the market's, settlement's and points' administration.
     pub operates: bool,
+    /// Acts for an organisation as an owner, admin or analyst: its datasets, protocols and queries.
+    pub analyses: bool,
 }
 
 impl Nav {
@@ -243,6 +272,9 @@ impl Nav {
             sells: acting.is_some_and(|acting| !acting.is_operator),
             operates: acting.is_some_and(|acting| {
                 acting.is_operator && matches!(acting.role, Role::Owner | Role::Admin)
+            }),
+            analyses: acting.is_some_and(|acting| {
+                matches!(acting.role, Role::Owner | Role::Admin | Role::Analyst)
             }),
         }
     }

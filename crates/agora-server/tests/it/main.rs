@@ -10,6 +10,7 @@ mod listings;
 mod loyalty;
 mod market;
 mod openapi;
+mod portal_commons;
 mod portal_loyalty;
 mod portal_market;
 mod protocols;
