@@ -1184,6 +1184,7 @@ pub async fn run_query(State(state): State<ServerState>, request: Request) -> Re
             QueryInput {
                 purpose: form.input.purpose.trim().to_owned(),
                 sql: form.input.sql.clone(),
+                as_of: Default::default(),
             },
         )
         .await;
