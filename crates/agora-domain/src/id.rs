@@ -168,6 +168,18 @@ prefixed_id!(
     /// One governed query, answered or refused.
     QueryId, "qry", "query_id"
 );
+prefixed_id!(
+    /// A coalition's goal or sub-goal.
+    GoalId, "gol", "goal_id"
+);
+prefixed_id!(
+    /// A member's pledge towards a coalition's goal.
+    PledgeId, "plg", "pledge_id"
+);
+prefixed_id!(
+    /// A coalition's proposal: typed actions that run if it passes.
+    ProposalId, "prp", "proposal_id"
+);
 
 #[cfg(test)]
 mod tests {

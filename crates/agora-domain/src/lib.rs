@@ -23,9 +23,9 @@ pub mod timestamp;
 pub use actor::{Actor, Credential};
 pub use error::{Error, Result};
 pub use id::{
-    CommissionRuleId, DatasetId, EventId, ListingId, LotId, ObligationId, OrderId, OrderLineId,
-    OrgId, PaymentId, PayoutId, PointsRuleId, ProtocolId, QueryId, RefundId, RequestId, SessionId,
-    SlotId, TokenId, UserId, WindowId,
+    CommissionRuleId, DatasetId, EventId, GoalId, ListingId, LotId, ObligationId, OrderId,
+    OrderLineId, OrgId, PaymentId, PayoutId, PledgeId, PointsRuleId, ProposalId, ProtocolId,
+    QueryId, RefundId, RequestId, SessionId, SlotId, TokenId, UserId, WindowId,
 };
 pub use name::{Email, OrgName, Password, PersonName};
 pub use role::Role;
