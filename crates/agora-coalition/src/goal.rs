@@ -189,11 +189,9 @@ impl ChildSums {
     }
 
     fn average(&self, weighted: u128, plain: u128) -> u32 {
-        let average = if self.weights > 0 {
-            weighted / self.weights
-        } else {
-            plain / self.count.max(1)
-        };
+        let average = weighted
+            .checked_div(self.weights)
+            .unwrap_or(plain / self.count.max(1));
         u32::try_from(average).unwrap_or(u32::MAX)
     }
 }

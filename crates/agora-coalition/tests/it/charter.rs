@@ -48,33 +48,87 @@ fn default_values_are_the_documented_ones() {
 
 #[test]
 fn each_unsafe_rule_is_refused_naming_its_field() {
-    check(|c| c.support_threshold_bps = 0, &["support_threshold_bps is 0"]);
-    check(|c| c.support_threshold_bps = 10_000, &["support_threshold_bps is 10000"]);
-    check(|c| c.support_threshold_bps = 10_001, &["support_threshold_bps is 10001"]);
-    check(|c| c.amendment_support_threshold_bps = 4999, &["amendment_support_threshold_bps is 4999", "at least 5000"]);
+    check(
+        |c| c.support_threshold_bps = 0,
+        &["support_threshold_bps is 0"],
+    );
+    check(
+        |c| c.support_threshold_bps = 10_000,
+        &["support_threshold_bps is 10000"],
+    );
+    check(
+        |c| c.support_threshold_bps = 10_001,
+        &["support_threshold_bps is 10001"],
+    );
+    check(
+        |c| c.amendment_support_threshold_bps = 4999,
+        &["amendment_support_threshold_bps is 4999", "at least 5000"],
+    );
     check(
         |c| {
             c.support_threshold_bps = 7000;
             c.amendment_support_threshold_bps = 6000;
         },
-        &["amendment_support_threshold_bps is 6000", "support_threshold_bps (7000)"],
+        &[
+            "amendment_support_threshold_bps is 6000",
+            "support_threshold_bps (7000)",
+        ],
     );
-    check(|c| c.amendment_support_threshold_bps = 10_500, &["amendment_support_threshold_bps is 10500"]);
+    check(
+        |c| c.amendment_support_threshold_bps = 10_500,
+        &["amendment_support_threshold_bps is 10500"],
+    );
     check(|c| c.quorum_bps = 0, &["quorum_bps is 0", "1000"]);
     check(|c| c.quorum_bps = 999, &["quorum_bps is 999"]);
     check(|c| c.quorum_bps = 10_001, &["quorum_bps is 10001"]);
-    check(|c| c.voting_seconds_min = 3599, &["voting_seconds_min is 3599", "3600"]);
-    check(|c| c.voting_seconds_max = 31_536_001, &["voting_seconds_max is 31536001", "31536000"]);
-    check(|c| c.voting_seconds_default = 60, &["voting_seconds_default is 60"]);
-    check(|c| c.voting_seconds_min = 8 * 86_400, &["voting_seconds_min (691200) is above voting_seconds_default"]);
-    check(|c| c.voting_seconds_max = 86_400, &["voting_seconds_default (604800) is above voting_seconds_max"]);
-    check(|c| c.quorum_extension_seconds = -1, &["quorum_extension_seconds is -1"]);
-    check(|c| c.execution_delay_seconds = -5, &["execution_delay_seconds is -5"]);
-    check(|c| c.execution_delay_seconds = 31_536_001, &["execution_delay_seconds is 31536001"]);
-    check(|c| c.pooled.min_contributors = 2, &["pooled.min_contributors is 2", "at least 3"]);
-    check(|c| c.pooled.contributor_share_bps_max = 0, &["pooled.contributor_share_bps_max is 0"]);
-    check(|c| c.pooled.contributor_share_bps_max = 5001, &["pooled.contributor_share_bps_max is 5001", "5000"]);
-    check(|c| c.pooled.min_age_days = 3651, &["pooled.min_age_days is 3651", "3650"]);
+    check(
+        |c| c.voting_seconds_min = 3599,
+        &["voting_seconds_min is 3599", "3600"],
+    );
+    check(
+        |c| c.voting_seconds_max = 31_536_001,
+        &["voting_seconds_max is 31536001", "31536000"],
+    );
+    check(
+        |c| c.voting_seconds_default = 60,
+        &["voting_seconds_default is 60"],
+    );
+    check(
+        |c| c.voting_seconds_min = 8 * 86_400,
+        &["voting_seconds_min (691200) is above voting_seconds_default"],
+    );
+    check(
+        |c| c.voting_seconds_max = 86_400,
+        &["voting_seconds_default (604800) is above voting_seconds_max"],
+    );
+    check(
+        |c| c.quorum_extension_seconds = -1,
+        &["quorum_extension_seconds is -1"],
+    );
+    check(
+        |c| c.execution_delay_seconds = -5,
+        &["execution_delay_seconds is -5"],
+    );
+    check(
+        |c| c.execution_delay_seconds = 31_536_001,
+        &["execution_delay_seconds is 31536001"],
+    );
+    check(
+        |c| c.pooled.min_contributors = 2,
+        &["pooled.min_contributors is 2", "at least 3"],
+    );
+    check(
+        |c| c.pooled.contributor_share_bps_max = 0,
+        &["pooled.contributor_share_bps_max is 0"],
+    );
+    check(
+        |c| c.pooled.contributor_share_bps_max = 5001,
+        &["pooled.contributor_share_bps_max is 5001", "5000"],
+    );
+    check(
+        |c| c.pooled.min_age_days = 3651,
+        &["pooled.min_age_days is 3651", "3650"],
+    );
 }
 
 #[test]
@@ -85,7 +139,11 @@ fn every_problem_is_reported_at_once() {
             c.quorum_bps = 0;
             c.pooled.min_contributors = 1;
         },
-        &["support_threshold_bps", "quorum_bps", "pooled.min_contributors"],
+        &[
+            "support_threshold_bps",
+            "quorum_bps",
+            "pooled.min_contributors",
+        ],
     );
 }
 
@@ -131,12 +189,14 @@ fn changes_list_the_fields_that_differ() {
 
 #[test]
 fn a_stored_charter_missing_newer_fields_reads_with_defaults() {
-    let charter: Charter = serde_json::from_str(r#"{"quorum_bps": 4000, "vote_weight": "by_pledge"}"#)
-        .expect("a partial charter deserializes");
+    let charter: Charter =
+        serde_json::from_str(r#"{"quorum_bps": 4000, "vote_weight": "by_pledge"}"#)
+            .expect("a partial charter deserializes");
     assert_eq!(charter.quorum_bps, 4000);
     assert_eq!(charter.vote_weight, agora_coalition::VoteWeight::ByPledge);
     assert!(charter.votes_changeable);
     let round_trip: Charter =
-        serde_json::from_str(&serde_json::to_string(&charter).expect("serializes")).expect("reads back");
+        serde_json::from_str(&serde_json::to_string(&charter).expect("serializes"))
+            .expect("reads back");
     assert_eq!(round_trip, charter);
 }

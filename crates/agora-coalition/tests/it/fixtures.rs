@@ -5,15 +5,21 @@ use agora_domain::{GoalId, OrgId, PledgeId, Timestamp};
 
 /// Member number `n`; ids sort by `n`.
 pub fn org(n: u32) -> OrgId {
-    format!("org_{n:032x}").parse().expect("a well-formed org id")
+    format!("org_{n:032x}")
+        .parse()
+        .expect("a well-formed org id")
 }
 
 pub fn goal(n: u32) -> GoalId {
-    format!("gol_{n:032x}").parse().expect("a well-formed goal id")
+    format!("gol_{n:032x}")
+        .parse()
+        .expect("a well-formed goal id")
 }
 
 pub fn pledge_id(n: u32) -> PledgeId {
-    format!("plg_{n:032x}").parse().expect("a well-formed pledge id")
+    format!("plg_{n:032x}")
+        .parse()
+        .expect("a well-formed pledge id")
 }
 
 /// `seconds` after the epoch.

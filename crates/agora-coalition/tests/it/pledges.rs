@@ -7,7 +7,13 @@ use agora_domain::Error;
 
 use crate::fixtures::{at, goal, org, pledge_id};
 
-pub fn pledge(id: u32, member: u32, goal_number: u32, quantity: i64, condition: Option<Condition>) -> PledgeState {
+pub fn pledge(
+    id: u32,
+    member: u32,
+    goal_number: u32,
+    quantity: i64,
+    condition: Option<Condition>,
+) -> PledgeState {
     PledgeState {
         id: pledge_id(id),
         member: org(member),
@@ -102,7 +108,31 @@ fn validation_names_the_field_at_fault() {
     assert_eq!(field(validate_pledge(0, at(2), at(1), None)), "quantity");
     assert_eq!(field(validate_pledge(-3, at(2), at(1), None)), "quantity");
     assert_eq!(field(validate_pledge(10, at(1), at(1), None)), "due");
-    assert_eq!(field(validate_pledge(10, at(2), at(1), Some(&Condition::OthersAtLeast { count: 0 }))), "condition");
-    assert_eq!(field(validate_pledge(10, at(2), at(1), Some(&Condition::TotalAtLeast { quantity: 0 }))), "condition");
-    assert_eq!(validate_pledge(10, at(2), at(1), Some(&Condition::OthersAtLeast { count: 1 })), Ok(()));
+    assert_eq!(
+        field(validate_pledge(
+            10,
+            at(2),
+            at(1),
+            Some(&Condition::OthersAtLeast { count: 0 })
+        )),
+        "condition"
+    );
+    assert_eq!(
+        field(validate_pledge(
+            10,
+            at(2),
+            at(1),
+            Some(&Condition::TotalAtLeast { quantity: 0 })
+        )),
+        "condition"
+    );
+    assert_eq!(
+        validate_pledge(
+            10,
+            at(2),
+            at(1),
+            Some(&Condition::OthersAtLeast { count: 1 })
+        ),
+        Ok(())
+    );
 }

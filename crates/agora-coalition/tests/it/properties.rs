@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use agora_coalition::{
-    Ballot, Charter, Choice, Condition, Decision, Delegation, Electorate, PledgeState, TallyRules,
-    Tally, active_pledges, decision, tally_rules,
+    Ballot, Charter, Choice, Condition, Decision, Delegation, Electorate, PledgeState, Tally,
+    TallyRules, active_pledges, decision, tally_rules,
 };
 use proptest::prelude::*;
 
@@ -14,7 +14,12 @@ use crate::pledges::pledge;
 const TOPIC: &str = "budget";
 
 fn choice() -> impl Strategy<Value = Choice> {
-    prop_oneof![Just(Choice::Yes), Just(Choice::No), Just(Choice::Abstain), Just(Choice::Block)]
+    prop_oneof![
+        Just(Choice::Yes),
+        Just(Choice::No),
+        Just(Choice::Abstain),
+        Just(Choice::Block)
+    ]
 }
 
 #[derive(Debug, Clone)]
@@ -29,29 +34,55 @@ struct Scenario {
 fn scenario() -> impl Strategy<Value = Scenario> {
     (1u32..=40).prop_flat_map(|n| {
         let weights = prop::collection::vec(0u64..=5, n as usize);
-        let topic = prop_oneof![Just(None), Just(Some(TOPIC.to_owned())), Just(Some("other".to_owned()))];
-        let delegations = prop::collection::vec((1..=n + 3, 1..=n + 3, topic), 0..(2 * n as usize + 2));
-        let ballots = prop::collection::vec((1..=n + 3, choice(), 0i64..6), 0..(2 * n as usize + 2));
-        let rules = (1u32..10_000, 0u32..=10_000, any::<bool>(), any::<bool>(), any::<bool>());
-        (weights, delegations, ballots, rules).prop_map(|(weights, delegations, ballots, rules)| Scenario {
-            electorate: Electorate {
-                weights: weights.into_iter().enumerate().map(|(i, w)| (org(i as u32 + 1), w)).collect(),
-            },
-            delegations: delegations
-                .into_iter()
-                .map(|(from, to, topic)| Delegation { from: org(from), to: org(to), topic })
-                .collect(),
-            ballots: ballots
-                .into_iter()
-                .map(|(voter, choice, seconds)| Ballot { voter: org(voter), choice, at: at(seconds) })
-                .collect(),
-            rules: TallyRules {
-                support_threshold_bps: rules.0,
-                quorum_bps: rules.1,
-                block_allowed: rules.2,
-                delegation: rules.3,
-                votes_changeable: rules.4,
-            },
+        let topic = prop_oneof![
+            Just(None),
+            Just(Some(TOPIC.to_owned())),
+            Just(Some("other".to_owned()))
+        ];
+        let delegations =
+            prop::collection::vec((1..=n + 3, 1..=n + 3, topic), 0..(2 * n as usize + 2));
+        let ballots =
+            prop::collection::vec((1..=n + 3, choice(), 0i64..6), 0..(2 * n as usize + 2));
+        let rules = (
+            1u32..10_000,
+            0u32..=10_000,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        );
+        (weights, delegations, ballots, rules).prop_map(|(weights, delegations, ballots, rules)| {
+            Scenario {
+                electorate: Electorate {
+                    weights: weights
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, w)| (org(i as u32 + 1), w))
+                        .collect(),
+                },
+                delegations: delegations
+                    .into_iter()
+                    .map(|(from, to, topic)| Delegation {
+                        from: org(from),
+                        to: org(to),
+                        topic,
+                    })
+                    .collect(),
+                ballots: ballots
+                    .into_iter()
+                    .map(|(voter, choice, seconds)| Ballot {
+                        voter: org(voter),
+                        choice,
+                        at: at(seconds),
+                    })
+                    .collect(),
+                rules: TallyRules {
+                    support_threshold_bps: rules.0,
+                    quorum_bps: rules.1,
+                    block_allowed: rules.2,
+                    delegation: rules.3,
+                    votes_changeable: rules.4,
+                },
+            }
         })
     })
 }
@@ -73,7 +104,11 @@ fn reference(s: &Scenario) -> (u64, u64, u64, u64, u64) {
             return None;
         }
         let last = |topic: Option<&str>| {
-            s.delegations.iter().rev().find(|d| d.from == *member && d.topic.as_deref() == topic).map(|d| d.to)
+            s.delegations
+                .iter()
+                .rev()
+                .find(|d| d.from == *member && d.topic.as_deref() == topic)
+                .map(|d| d.to)
         };
         last(Some(TOPIC)).or_else(|| last(None))
     };
@@ -110,11 +145,24 @@ fn reference(s: &Scenario) -> (u64, u64, u64, u64, u64) {
 
 fn check_against_reference(s: &Scenario, result: &Tally) {
     let (yes, no, abstain, block, total) = reference(s);
-    assert_eq!((result.yes, result.no, result.abstain, result.block, result.total_power), (yes, no, abstain, block, total));
+    assert_eq!(
+        (
+            result.yes,
+            result.no,
+            result.abstain,
+            result.block,
+            result.total_power
+        ),
+        (yes, no, abstain, block, total)
+    );
     let th = u128::from(s.rules.support_threshold_bps);
     let support = yes + no > 0 && u128::from(yes) * 10_000 > th * u128::from(yes + no);
-    let quorum = u128::from(yes + no + abstain + block) * 10_000 >= u128::from(s.rules.quorum_bps) * u128::from(total);
-    assert_eq!((result.support_reached, result.quorum_reached), (support, quorum));
+    let quorum = u128::from(yes + no + abstain + block) * 10_000
+        >= u128::from(s.rules.quorum_bps) * u128::from(total);
+    assert_eq!(
+        (result.support_reached, result.quorum_reached),
+        (support, quorum)
+    );
     assert!(result.participation() <= result.total_power);
 
     let mut sums: BTreeMap<Choice, u64> = BTreeMap::new();
@@ -124,14 +172,30 @@ fn check_against_reference(s: &Scenario, result: &Tally) {
         // `via` is a real delegation path ending at a member whose latest ballot is this choice.
         let mut hop = vote.voter;
         for next in &vote.via {
-            assert!(s.delegations.iter().any(|d| d.from == hop && d.to == *next), "{hop:?} -> {next:?}");
+            assert!(
+                s.delegations.iter().any(|d| d.from == hop && d.to == *next),
+                "{hop:?} -> {next:?}"
+            );
             hop = *next;
         }
         assert!(s.ballots.iter().any(|b| b.voter == hop));
     }
-    assert!(result.votes.windows(2).all(|pair| pair[0].voter < pair[1].voter));
+    assert!(
+        result
+            .votes
+            .windows(2)
+            .all(|pair| pair[0].voter < pair[1].voter)
+    );
     let sum = |choice| sums.get(&choice).copied().unwrap_or(0);
-    assert_eq!((sum(Choice::Yes), sum(Choice::No), sum(Choice::Abstain), sum(Choice::Block)), (yes, no, abstain, block));
+    assert_eq!(
+        (
+            sum(Choice::Yes),
+            sum(Choice::No),
+            sum(Choice::Abstain),
+            sum(Choice::Block)
+        ),
+        (yes, no, abstain, block)
+    );
 }
 
 proptest! {
@@ -214,11 +278,25 @@ proptest! {
 #[test]
 fn reference_model_agrees_on_a_hand_built_cycle() {
     let s = Scenario {
-        electorate: Electorate { weights: (1..=3).map(|i| (org(i), 1)).collect() },
+        electorate: Electorate {
+            weights: (1..=3).map(|i| (org(i), 1)).collect(),
+        },
         delegations: vec![
-            Delegation { from: org(1), to: org(2), topic: None },
-            Delegation { from: org(2), to: org(1), topic: None },
-            Delegation { from: org(3), to: org(3), topic: None },
+            Delegation {
+                from: org(1),
+                to: org(2),
+                topic: None,
+            },
+            Delegation {
+                from: org(2),
+                to: org(1),
+                topic: None,
+            },
+            Delegation {
+                from: org(3),
+                to: org(3),
+                topic: None,
+            },
         ],
         ballots: vec![],
         rules: Charter::default().rules_for(false),

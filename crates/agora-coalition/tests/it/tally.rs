@@ -54,7 +54,11 @@ fn delegation_for_another_topic_is_ignored() {
 fn transitive_chain_counts_with_the_end_voter_and_records_the_path() {
     let result = count(
         &members(4),
-        &[delegate(1, 2, None), delegate(2, 3, Some(TOPIC)), delegate(3, 4, None)],
+        &[
+            delegate(1, 2, None),
+            delegate(2, 3, Some(TOPIC)),
+            delegate(3, 4, None),
+        ],
         &[ballot(4, Choice::Abstain, 1)],
     );
     assert_eq!(totals(&result), (0, 0, 4, 0));
@@ -67,7 +71,12 @@ fn transitive_chain_counts_with_the_end_voter_and_records_the_path() {
 fn cycle_counts_nothing() {
     let result = count(
         &members(4),
-        &[delegate(1, 2, None), delegate(2, 3, None), delegate(3, 1, None), delegate(4, 4, None)],
+        &[
+            delegate(1, 2, None),
+            delegate(2, 3, None),
+            delegate(3, 1, None),
+            delegate(4, 4, None),
+        ],
         &[],
     );
     assert_eq!(totals(&result), (0, 0, 0, 0));
@@ -129,12 +138,20 @@ fn latest_ballot_counts_and_ties_go_to_the_later_in_the_slice() {
 
 #[test]
 fn exactly_half_yes_does_not_reach_a_half_threshold() {
-    let result = count(&members(4), &[], &[ballot(1, Choice::Yes, 1), ballot(2, Choice::No, 1)]);
+    let result = count(
+        &members(4),
+        &[],
+        &[ballot(1, Choice::Yes, 1), ballot(2, Choice::No, 1)],
+    );
     assert!(!result.support_reached);
     let result = count(
         &members(4),
         &[],
-        &[ballot(1, Choice::Yes, 1), ballot(2, Choice::No, 1), ballot(3, Choice::Yes, 1)],
+        &[
+            ballot(1, Choice::Yes, 1),
+            ballot(2, Choice::No, 1),
+            ballot(3, Choice::Yes, 1),
+        ],
     );
     assert!(result.support_reached);
 }
@@ -152,7 +169,13 @@ fn quorum_rounds_up() {
         quorum_bps: 1500,
         ..Charter::default().rules_for(false)
     };
-    let one = tally_rules(&rules, &members(10), &[], TOPIC, &[ballot(1, Choice::Yes, 1)]);
+    let one = tally_rules(
+        &rules,
+        &members(10),
+        &[],
+        TOPIC,
+        &[ballot(1, Choice::Yes, 1)],
+    );
     assert!(!one.quorum_reached, "15% of 10 needs 2, not 1");
     let two = tally_rules(
         &rules,
@@ -167,7 +190,9 @@ fn quorum_rounds_up() {
 #[test]
 fn weights_count_and_weight_zero_counts_nothing_but_may_be_a_delegate() {
     let electorate = Electorate {
-        weights: [(org(1), 5), (org(2), 0), (org(3), 2), (org(4), 1)].into_iter().collect(),
+        weights: [(org(1), 5), (org(2), 0), (org(3), 2), (org(4), 1)]
+            .into_iter()
+            .collect(),
     };
     let result = count(
         &electorate,
@@ -186,7 +211,13 @@ fn delegation_switched_off_ignores_delegations() {
         delegation: false,
         ..Charter::default()
     };
-    let result = tally(&charter, &members(2), &[delegate(1, 2, None)], TOPIC, &[ballot(2, Choice::Yes, 1)]);
+    let result = tally(
+        &charter,
+        &members(2),
+        &[delegate(1, 2, None)],
+        TOPIC,
+        &[ballot(2, Choice::Yes, 1)],
+    );
     assert_eq!(totals(&result), (1, 0, 0, 0));
 }
 
@@ -199,7 +230,13 @@ fn block_counts_only_when_allowed_otherwise_as_no() {
         block_allowed: true,
         ..Charter::default()
     };
-    let result = tally(&charter, &members(3), &[delegate(3, 1, None)], TOPIC, &ballots);
+    let result = tally(
+        &charter,
+        &members(3),
+        &[delegate(3, 1, None)],
+        TOPIC,
+        &ballots,
+    );
     assert_eq!(totals(&result), (1, 0, 0, 2));
 }
 
@@ -208,7 +245,11 @@ fn votes_are_sorted_by_voter() {
     let result = count(
         &members(5),
         &[],
-        &[ballot(5, Choice::Yes, 1), ballot(2, Choice::No, 1), ballot(4, Choice::Yes, 1)],
+        &[
+            ballot(5, Choice::Yes, 1),
+            ballot(2, Choice::No, 1),
+            ballot(4, Choice::Yes, 1),
+        ],
     );
     let voters: Vec<_> = result.votes.iter().map(|vote| vote.voter).collect();
     assert_eq!(voters, vec![org(2), org(4), org(5)]);
@@ -225,7 +266,9 @@ fn empty_electorate_tallies_to_nothing() {
 #[test]
 fn long_chain_of_three_thousand_resolves() {
     let n = 3000;
-    let delegations: Vec<_> = (1..n).map(|member| delegate(member, member + 1, None)).collect();
+    let delegations: Vec<_> = (1..n)
+        .map(|member| delegate(member, member + 1, None))
+        .collect();
     let result = count(&members(n), &delegations, &[ballot(n, Choice::Yes, 1)]);
     assert_eq!(result.yes, u64::from(n));
     assert_eq!(result.votes[0].via.len(), (n - 1) as usize);
