@@ -216,7 +216,11 @@ proptest! {
         let clock = agora_coalition::Clock { opened_at: at(0), closes_at: at(100), extended: false };
         let now = tally_rules(&rules, &s.electorate, &s.delegations, TOPIC, &s.ballots);
         let early = decision(&rules, &now, true, &clock, at(50));
-        prop_assume!(early != Decision::Undecided);
+        // Undecided promises nothing (about half the cases); a rejection here would exhaust
+        // proptest's global reject budget at thousands of cases.
+        if early == Decision::Undecided {
+            return Ok(());
+        }
         let voted: BTreeSet<_> = s.ballots.iter().map(|b| b.voter).collect();
         // Extreme continuations first: everyone else yes, no, block, silent.
         let extremes = [Some(Choice::Yes), Some(Choice::No), Some(Choice::Block), None]
