@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_data::{Checked, Datasets, StagedUpload, TableLocation};
+use agora_data::{Checked, Datasets, StagedUpload, Stamp, TableLocation};
 use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::dataset::{
     ColumnClass, ColumnClasses, ColumnClassing, ColumnType, Dataset, DatasetName, DatasetStatus,
@@ -173,19 +173,60 @@ impl App {
         self.authorize(call, action, &resource, &Context::default())
             .await?;
         let result = async {
-            let engine = self.datasets_engine()?;
-            let staged = engine.stage(format, body).await?;
-            let _writing = self.inner.dataset_locks.lock(org_id, &name).await;
-            match self.store().dataset_by_name(org_id, &name).await? {
-                None => {
-                    self.create_dataset(call, engine, org_id, name, &staged)
-                        .await
-                }
-                Some(dataset) => self.append_dataset(call, engine, dataset, &staged).await,
-            }
+            self.upload_into(call, org_id, name, format, body, None)
+                .await
         }
         .await;
         self.audited(call, action, &resource, result).await
+    }
+
+    /// Uploads rows into a coalition's pooled dataset for a caller already authorized: every row
+    /// gets `stamp`'s column set to its value (the contributing member), which the file may not hold.
+    pub(crate) async fn upload_stamped<S, B, E>(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        name: DatasetName,
+        format: UploadFormat,
+        body: S,
+        stamp: Stamp,
+    ) -> Result<UploadOutcome>
+    where
+        S: Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        self.upload_into(call, org_id, name, format, body, Some(stamp))
+            .await
+    }
+
+    async fn upload_into<S, B, E>(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        name: DatasetName,
+        format: UploadFormat,
+        body: S,
+        stamp: Option<Stamp>,
+    ) -> Result<UploadOutcome>
+    where
+        S: Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let engine = self.datasets_engine()?;
+        let staged = engine.stage(format, body).await?;
+        let _writing = self.inner.dataset_locks.lock(org_id, &name).await;
+        match self.store().dataset_by_name(org_id, &name).await? {
+            None => {
+                self.create_dataset(call, engine, org_id, name, &staged, stamp.as_ref())
+                    .await
+            }
+            Some(dataset) => {
+                self.append_dataset(call, engine, dataset, &staged, stamp.as_ref())
+                    .await
+            }
+        }
     }
 
     async fn create_dataset(
@@ -195,22 +236,47 @@ impl App {
         org_id: OrgId,
         name: DatasetName,
         staged: &StagedUpload,
+        stamp: Option<&Stamp>,
     ) -> Result<UploadOutcome> {
         let checked = engine.check(staged, None).await?;
         let now = Timestamp::now();
+        let mut schema = checked.schema.clone();
+        let mut classes = ColumnClasses::default();
+        if let Some(stamp) = stamp {
+            if checked.schema.column(&stamp.column).is_some() {
+                return Err(Error::invalid(
+                    "file",
+                    format!(
+                        "the file has a column `{}`; the platform sets it to the contributing member, so leave it out",
+                        stamp.column
+                    ),
+                ));
+            }
+            schema.columns.push(agora_domain::dataset::ColumnSchema {
+                name: stamp.column.clone(),
+                column_type: ColumnType::String,
+            });
+            classes = ColumnClasses::parse(
+                &schema,
+                &[ColumnClassing {
+                    column: stamp.column.clone(),
+                    class: ColumnClass::Contributor,
+                }],
+            )?;
+        }
         let mut dataset = Dataset {
             id: DatasetId::new(),
             org_id,
             name,
             status: DatasetStatus::Active,
             current_version: 1,
-            schema: checked.schema.clone(),
-            classes: ColumnClasses::default(),
+            schema,
+            classes,
             created_at: now,
             updated_at: now,
         };
         let version = engine
-            .create(&TableLocation::of(&dataset), staged, &checked)
+            .create_stamped(&TableLocation::of(&dataset), staged, &checked, stamp)
             .await?;
         dataset.current_version = version;
         let version = self.new_version(call, version, &checked, staged, now)?;
@@ -239,12 +305,32 @@ impl App {
         engine: &Datasets,
         mut dataset: Dataset,
         staged: &StagedUpload,
+        stamp: Option<&Stamp>,
     ) -> Result<UploadOutcome> {
-        let checked = engine.check(staged, Some(&dataset.schema)).await?;
+        // A pooled dataset's file holds every column but the one the platform stamps.
+        let mut expected = dataset.schema.clone();
+        if let Some(stamp) = stamp {
+            if expected.column(&stamp.column).is_none() {
+                return Err(Error::Conflict(format!(
+                    "dataset `{}` has no `{}` column: it is not a pooled dataset",
+                    dataset.name, stamp.column
+                )));
+            }
+            expected
+                .columns
+                .retain(|column| column.name != stamp.column);
+        }
+        let checked = engine.check(staged, Some(&expected)).await?;
         let now = Timestamp::now();
         let previous = dataset.current_version;
         let version = engine
-            .append(&TableLocation::of(&dataset), previous, staged, &checked)
+            .append_stamped(
+                &TableLocation::of(&dataset),
+                previous,
+                staged,
+                &checked,
+                stamp,
+            )
             .await?;
         let version = self.new_version(call, version, &checked, staged, now)?;
         let mut tx = self.store().write().await?;
@@ -434,23 +520,33 @@ impl App {
         let resource = Resource::Organisation(org_id);
         self.authorize(call, action, &resource, &Context::default())
             .await?;
-        let result = async {
-            let dataset_name = DatasetName::parse(name)?;
-            let _writing = self.inner.dataset_locks.lock(org_id, &dataset_name).await;
-            let mut dataset = self.live_dataset(org_id, name).await?;
-            let classes = ColumnClasses::parse(&dataset.schema, &classings)?;
-            let now = Timestamp::now();
-            let mut tx = self.store().write().await?;
-            tx.set_dataset_classes(dataset.id, &classes, now).await?;
-            dataset.classes = classes;
-            dataset.updated_at = now;
-            let view = DatasetView::new(&dataset);
-            self.commit_dataset_change(tx, call, &dataset, "dataset.classified", None, &view)
-                .await?;
-            Ok(view)
-        }
-        .await;
+        let result = self
+            .set_dataset_classes(call, org_id, name, classings)
+            .await;
         self.audited(call, action, &resource, result).await
+    }
+
+    /// Classifies a dataset's columns for a caller already authorized.
+    pub(crate) async fn set_dataset_classes(
+        &self,
+        call: &Call<'_>,
+        org_id: OrgId,
+        name: &str,
+        classings: Vec<ColumnClassing>,
+    ) -> Result<DatasetView> {
+        let dataset_name = DatasetName::parse(name)?;
+        let _writing = self.inner.dataset_locks.lock(org_id, &dataset_name).await;
+        let mut dataset = self.live_dataset(org_id, name).await?;
+        let classes = ColumnClasses::parse(&dataset.schema, &classings)?;
+        let now = Timestamp::now();
+        let mut tx = self.store().write().await?;
+        tx.set_dataset_classes(dataset.id, &classes, now).await?;
+        dataset.classes = classes;
+        dataset.updated_at = now;
+        let view = DatasetView::new(&dataset);
+        self.commit_dataset_change(tx, call, &dataset, "dataset.classified", None, &view)
+            .await?;
+        Ok(view)
     }
 
     /// Deletes a dataset: it is no longer listed, read or queried, and its name is free again.

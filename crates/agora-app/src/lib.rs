@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod cache;
+mod coalitions;
 mod config;
 mod datasets;
 mod ledger;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+pub use agora_coalition;
 pub use agora_data;
 pub use agora_ledger;
 pub use agora_market;
@@ -39,6 +41,12 @@ pub use agora_query;
 pub use agora_store;
 pub use audit::{ChainReport, VerifyProgress, verify_chain};
 pub use auth::{Bootstrap, PortalSession, SignIn, SigninLink};
+pub use coalitions::{
+    CONTRIBUTOR_COLUMN, CoalitionMemberView, CoalitionSummary, CoalitionView, CountedVoteView,
+    DEFAULT_POOLED_PURPOSE, DelegationView, ExecutionView, GoalView, NewCoalition, NewGoal,
+    NewPledge, NewProposal, PledgeView, ProgressPoint, ProposalAction, ProposalView,
+    PublicationView, TallyView, parse_choice,
+};
 pub use config::{Admission, AppConfig};
 pub use datasets::{ColumnView, DATASET_ROWS_MAX, DatasetRows, DatasetView, UploadOutcome};
 pub use ledger::{LedgerOptions, LedgerStats, LedgerWriter};

@@ -286,11 +286,32 @@ impl App {
             .await
     }
 
-    async fn applicable_protocols(&self, consumer: OrgId, now: Timestamp) -> Result<Applicable> {
-        let records: Vec<ProtocolVersionRecord> = self
+    /// The active protocols naming `consumer`, or one of the coalitions it is a member of, as a
+    /// consumer.
+    async fn applicable_protocols(
+        &self,
+        consumer: OrgId,
+        coalitions: &[OrgId],
+        now: Timestamp,
+    ) -> Result<Applicable> {
+        let mut records: Vec<ProtocolVersionRecord> = self
             .store()
             .active_protocol_versions_of_party(consumer)
             .await?;
+        for coalition in coalitions {
+            for record in self
+                .store()
+                .active_protocol_versions_of_party(*coalition)
+                .await?
+            {
+                if !records
+                    .iter()
+                    .any(|known| known.protocol_id == record.protocol_id)
+                {
+                    records.push(record);
+                }
+            }
+        }
         let mut applicable = Applicable {
             documents: Vec::new(),
             by_hash: HashMap::new(),
@@ -302,7 +323,12 @@ impl App {
                     record.protocol_id
                 ))
             })?;
-            if !document.consumers.contains(&consumer)
+            let names_consumer = document.consumers.contains(&consumer)
+                || document
+                    .consumers
+                    .iter()
+                    .any(|named| coalitions.contains(named));
+            if !names_consumer
                 || now < document.validity.not_before
                 || now >= document.validity.not_after
             {
@@ -404,9 +430,15 @@ impl App {
         let now = Timestamp::now();
         let id = QueryId::new();
         let query = self.query_engine().await?;
-        let applicable = self.applicable_protocols(consumer, now).await?;
+        let (coalitions, pooled) = self.coalition_scope(consumer, now).await?;
+        let mut applicable = self
+            .applicable_protocols(consumer, &coalitions, now)
+            .await?;
+        // Pooled data's protocols come from the coalitions' charters: no quota, no stored version.
+        applicable.documents.extend(pooled);
         let request = QueryRequest {
             consumer,
+            coalitions,
             purpose: input.purpose.clone(),
             sql: input.sql.clone(),
             now,

@@ -107,6 +107,7 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         let tokens = seed(&app).await?;
         let mut story = seed_market(&app).await?;
         story.push_str(&crate::demo_commons::seed(&app).await?);
+        story.push_str(&crate::demo_coalition::seed(&app).await?);
         (tokens, story)
     } else {
         (Vec::new(), String::new())
@@ -131,7 +132,10 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         ));
     }
     banner.push_str(&format!("  {CUSTOMER_EMAIL:<28} customer\n"));
-    for (org, email, _) in crate::demo_commons::COMMONS_ACCOUNTS {
+    for (org, email, _) in crate::demo_commons::COMMONS_ACCOUNTS
+        .iter()
+        .chain(crate::demo_coalition::COALITION_ACCOUNTS)
+    {
         banner.push_str(&format!("  {email:<28} {:<10} of {org}\n", "owner"));
     }
     if !tokens.is_empty() {

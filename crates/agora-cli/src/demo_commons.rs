@@ -128,7 +128,7 @@ fn owner(user_id: agora_domain::UserId, org_id: OrgId) -> Actor {
     }
 }
 
-async fn org_named(app: &App, name: &str) -> Result<OrgId, Failure> {
+pub(crate) async fn org_named(app: &App, name: &str) -> Result<OrgId, Failure> {
     app.store()
         .org_by_name(&OrgName::parse(name)?)
         .await?
@@ -136,7 +136,7 @@ async fn org_named(app: &App, name: &str) -> Result<OrgId, Failure> {
         .ok_or_else(|| Failure::from(anyhow::anyhow!("the demo has no {name}")))
 }
 
-async fn owner_of(app: &App, org_name: &str, email: &str) -> Result<Actor, Failure> {
+pub(crate) async fn owner_of(app: &App, org_name: &str, email: &str) -> Result<Actor, Failure> {
     let org_id = org_named(app, org_name).await?;
     let user = app
         .store()

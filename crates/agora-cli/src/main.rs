@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod demo;
+mod demo_coalition;
 mod demo_commons;
 mod local;
 mod serve;
@@ -68,6 +69,17 @@ enum Command {
     /// Run governed SQL as your organisation (`agora query --purpose P "SQL"`), or read the
     /// query log (`agora query log`).
     Query(client::QueryCommand),
+    /// Coalitions: found, show, goals, delegation, pooled data, treasury, decision register.
+    #[command(subcommand)]
+    Coalition(client::CoalitionCommand),
+    /// Pledges towards a coalition's goals: create (optionally conditional), list, fulfil.
+    #[command(subcommand)]
+    Pledge(client::PledgeCommand),
+    /// A coalition's proposals: create with typed actions, list, show the tally, execute.
+    #[command(subcommand)]
+    Proposal(client::ProposalCommand),
+    /// Vote yes, no, abstain or block on a proposal for your organisation.
+    Vote(client::VoteCommand),
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
@@ -188,6 +200,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dataset(command) => client::dataset(command).await,
         Command::Protocol(command) => client::protocol(command).await,
         Command::Query(command) => client::query(command).await,
+        Command::Coalition(command) => client::coalition(command).await,
+        Command::Pledge(command) => client::pledge(command).await,
+        Command::Proposal(command) => client::proposal(command).await,
+        Command::Vote(command) => client::vote(command).await,
         Command::Ledger(command) => client::ledger(command).await,
         Command::Listing(command) => client::listing(command).await,
         Command::Points(command) => client::points(command).await,

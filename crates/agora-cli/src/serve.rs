@@ -255,6 +255,11 @@ fn spawn_market_housekeeping(
                 ),
                 Err(error) => tracing::warn!(%error, "could not expire protocols"),
             }
+            match app.close_due_proposals(&call, now).await {
+                Ok(0) => {}
+                Ok(done) => tracing::info!(done, "closed or executed due coalition proposals"),
+                Err(error) => tracing::warn!(%error, "could not close due coalition proposals"),
+            }
             match app.expire_due_points().await {
                 Ok(expiry) if expiry.lots_expired > 0 => tracing::info!(
                     lots = expiry.lots_expired,

@@ -16,7 +16,7 @@ mod parse;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agora_domain::dataset::{Dataset, DatasetSchema, UploadFormat};
+use agora_domain::dataset::{ColumnType, Dataset, DatasetSchema, UploadFormat};
 use agora_domain::{DatasetId, Error, OrgId, Result};
 use arrow_array::RecordBatch;
 use deltalake::datafusion::catalog::TableProvider;
@@ -124,6 +124,14 @@ pub struct Checked {
 pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// A column the platform sets on every row it writes, never read from the file: a pooled
+/// dataset's contributor, set to the member that contributed the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub column: String,
+    pub value: String,
 }
 
 /// The datasets engine: one per instance, cheap to clone.
@@ -312,20 +320,43 @@ impl Datasets {
         staged: &StagedUpload,
         checked: &Checked,
     ) -> Result<i64> {
+        self.create_stamped(location, staged, checked, None).await
+    }
+
+    /// [`Datasets::create`], with `stamp`'s column last, set on every row.
+    pub async fn create_stamped(
+        &self,
+        location: &TableLocation,
+        staged: &StagedUpload,
+        checked: &Checked,
+        stamp: Option<&Stamp>,
+    ) -> Result<i64> {
         let table = self
             .builder(location)?
             .build()
             .map_err(|e| delta_error("table location", e))?;
-        let columns = checked.schema.columns.iter().map(|column| {
-            StructField::new(column.name.clone(), delta_type(column.column_type), true)
-        });
+        let mut columns: Vec<StructField> = checked
+            .schema
+            .columns
+            .iter()
+            .map(|column| {
+                StructField::new(column.name.clone(), delta_type(column.column_type), true)
+            })
+            .collect();
+        if let Some(stamp) = stamp {
+            columns.push(StructField::new(
+                stamp.column.clone(),
+                delta_type(ColumnType::String),
+                true,
+            ));
+        }
         let table = table
             .create()
             .with_columns(columns)
             .with_save_mode(SaveMode::ErrorIfExists)
             .await
             .map_err(|e| delta_error("creating a dataset table", e))?;
-        self.write(table, staged, &checked.schema, 0).await
+        self.write(table, staged, &checked.schema, 0, stamp).await
     }
 
     /// Appends a checked upload as the next version, provided the table is at `expected_version`
@@ -337,6 +368,19 @@ impl Datasets {
         staged: &StagedUpload,
         checked: &Checked,
     ) -> Result<i64> {
+        self.append_stamped(location, expected_version, staged, checked, None)
+            .await
+    }
+
+    /// [`Datasets::append`] to a table created with the same `stamp`.
+    pub async fn append_stamped(
+        &self,
+        location: &TableLocation,
+        expected_version: i64,
+        staged: &StagedUpload,
+        checked: &Checked,
+        stamp: Option<&Stamp>,
+    ) -> Result<i64> {
         let table = self.load(location, None).await?;
         let found = table.version().map_or(-1, |v| v as i64);
         if found != expected_version {
@@ -344,7 +388,7 @@ impl Datasets {
                 "the dataset's table is at version {found}, its metadata at {expected_version}; retry, or repair the table"
             )));
         }
-        self.write(table, staged, &checked.schema, expected_version)
+        self.write(table, staged, &checked.schema, expected_version, stamp)
             .await
     }
 
@@ -356,6 +400,7 @@ impl Datasets {
         staged: &StagedUpload,
         schema: &DatasetSchema,
         from_version: i64,
+        stamp: Option<&Stamp>,
     ) -> Result<i64> {
         let mut writer = RecordBatchWriter::for_table(&table)
             .map_err(|e| delta_error("opening a table writer", e))?;
@@ -373,6 +418,16 @@ impl Datasets {
         });
         let mut write_error = None;
         while let Some(batch) = receiver.recv().await {
+            let batch = match stamp {
+                None => batch,
+                Some(stamp) => match stamped(batch, stamp) {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        write_error = Some(error);
+                        break;
+                    }
+                },
+            };
             if let Err(error) = writer.write(batch).await {
                 write_error = Some(delta_error("writing a dataset version", error));
                 break;
@@ -500,4 +555,26 @@ fn tokio_util_stream(
             Err(error) => Some((Err(error), file)),
         }
     }))
+}
+
+/// `batch` with `stamp`'s column added last, holding its value on every row.
+fn stamped(batch: RecordBatch, stamp: &Stamp) -> Result<RecordBatch> {
+    use arrow_array::{ArrayRef, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
+    fields.push(Field::new(&stamp.column, DataType::Utf8, true));
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(StringArray::from(vec![
+        stamp
+            .value
+            .as_str();
+        batch.num_rows()
+    ])));
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::Internal(format!("stamping a batch: {e}")))
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{OrgId, Role, SessionId, TokenId, UserId};
+use crate::{OrgId, ProposalId, Role, SessionId, TokenId, UserId};
 
 /// How the actor proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -14,6 +14,9 @@ pub enum Credential {
     Session(SessionId),
     /// The instance itself: start-up bootstrap and offline admin commands on the data directory.
     System,
+    /// A coalition acting through a proposal its members passed (its actions: approving a
+    /// protocol as a party, publishing pooled statistics).
+    Proposal(ProposalId),
 }
 
 impl Credential {
@@ -22,6 +25,7 @@ impl Credential {
             Credential::Token(id) => format!("token:{id}"),
             Credential::Session(id) => format!("session:{id}"),
             Credential::System => "system".to_owned(),
+            Credential::Proposal(id) => format!("proposal:{id}"),
         }
     }
 }

@@ -55,10 +55,17 @@ pub enum Action {
     ProtocolDecide,
     QueryRun,
     QueryRead,
+    // Coalitions.
+    CoalitionCreate,
+    CoalitionRead,
+    CoalitionParticipate,
+    CoalitionContribute,
+    CoalitionSteward,
+    CoalitionExecute,
 }
 
 impl Action {
-    pub const ALL: [Action; 43] = [
+    pub const ALL: [Action; 49] = [
         Action::OrgCreate,
         Action::OrgList,
         Action::OrgRead,
@@ -102,6 +109,12 @@ impl Action {
         Action::ProtocolDecide,
         Action::QueryRun,
         Action::QueryRead,
+        Action::CoalitionCreate,
+        Action::CoalitionRead,
+        Action::CoalitionParticipate,
+        Action::CoalitionContribute,
+        Action::CoalitionSteward,
+        Action::CoalitionExecute,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +162,12 @@ impl Action {
             Action::ProtocolDecide => "protocol.decide",
             Action::QueryRun => "query.run",
             Action::QueryRead => "query.read",
+            Action::CoalitionCreate => "coalition.create",
+            Action::CoalitionRead => "coalition.read",
+            Action::CoalitionParticipate => "coalition.participate",
+            Action::CoalitionContribute => "coalition.contribute",
+            Action::CoalitionSteward => "coalition.steward",
+            Action::CoalitionExecute => "coalition.execute",
         }
     }
 }
@@ -187,6 +206,13 @@ pub enum Resource {
         provider: OrgId,
         parties: Vec<OrgId>,
     },
+    /// One coalition (an organisation of organisations): its member organisations, and those
+    /// of them that are stewards.
+    Coalition {
+        id: OrgId,
+        members: Vec<OrgId>,
+        stewards: Vec<OrgId>,
+    },
 }
 
 impl Resource {
@@ -203,6 +229,7 @@ impl Resource {
                 _ => None,
             },
             Resource::Protocol { provider, .. } => Some(*provider),
+            Resource::Coalition { id, .. } => Some(*id),
         }
     }
 
@@ -214,6 +241,7 @@ impl Resource {
             Resource::Customer(_) => "customer",
             Resource::Order { .. } => "order",
             Resource::Protocol { .. } => "protocol",
+            Resource::Coalition { .. } => "coalition",
         }
     }
 
@@ -225,6 +253,7 @@ impl Resource {
             Resource::Customer(user_id) => user_id.to_string(),
             Resource::Order { id, .. } => id.to_string(),
             Resource::Protocol { id, .. } => id.to_string(),
+            Resource::Coalition { id, .. } => id.to_string(),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! | 13 | points redeemed | partner | debits ≤ credits |
 //! | 20 | settlement position | partner, currency | none |
 //! | 21 | settlement house | currency | none |
+//! | 30 | coalition treasury | coalition, currency | debits ≤ credits |
 //!
 //! Points accounts (10 to 13) hold the currency `PTS` ([`points_currency`]).
 
@@ -63,6 +64,9 @@ pub enum AccountPurpose {
     SettlementPosition { partner: OrgId },
     /// The other side of closing a settlement window.
     SettlementHouse,
+    /// A coalition's treasury: funded by its members from their available balances, paid out
+    /// only by a passed proposal's `release_funds` action.
+    CoalitionTreasury { coalition: OrgId },
 }
 
 impl AccountPurpose {
@@ -83,6 +87,7 @@ impl AccountPurpose {
             AccountPurpose::PointsRedeemed { .. } => 13,
             AccountPurpose::SettlementPosition { .. } => 20,
             AccountPurpose::SettlementHouse => 21,
+            AccountPurpose::CoalitionTreasury { .. } => 30,
         }
     }
 
@@ -102,7 +107,8 @@ impl AccountPurpose {
             | AccountPurpose::CustomerWallet { .. }
             | AccountPurpose::CustomerPoints { .. }
             | AccountPurpose::PointsBreakage
-            | AccountPurpose::PointsRedeemed { .. } => BalanceLimit::DebitsMustNotExceedCredits,
+            | AccountPurpose::PointsRedeemed { .. }
+            | AccountPurpose::CoalitionTreasury { .. } => BalanceLimit::DebitsMustNotExceedCredits,
         }
     }
 
@@ -136,7 +142,10 @@ impl AccountPurpose {
             | AccountPurpose::SellerAvailable { seller }
             | AccountPurpose::SellerReserve { seller } => uuid(2, seller.as_uuid()),
             AccountPurpose::PointsRedeemed { partner }
-            | AccountPurpose::SettlementPosition { partner } => uuid(2, partner.as_uuid()),
+            | AccountPurpose::SettlementPosition { partner }
+            | AccountPurpose::CoalitionTreasury { coalition: partner } => {
+                uuid(2, partner.as_uuid())
+            }
             AccountPurpose::PointsFunding {
                 funder: Funder::Partner(partner),
             } => uuid(2, partner.as_uuid()),

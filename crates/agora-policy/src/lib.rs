@@ -80,6 +80,7 @@ struct Names {
     customer: cedar::EntityTypeName,
     order: cedar::EntityTypeName,
     protocol: cedar::EntityTypeName,
+    coalition: cedar::EntityTypeName,
     system: cedar::EntityUid,
     instance: cedar::EntityUid,
     /// Indexed like [`Action::ALL`].
@@ -103,6 +104,7 @@ impl Names {
             customer: type_name("Agora::Customer"),
             order: type_name("Agora::Order"),
             protocol: type_name("Agora::Protocol"),
+            coalition: type_name("Agora::Coalition"),
             system: uid(type_name("Agora::System"), "instance"),
             instance: uid(type_name("Agora::Instance"), "instance"),
             actions: Action::ALL
@@ -536,6 +538,30 @@ impl Authorizer {
                 );
                 uid
             }
+            Resource::Coalition {
+                id,
+                members,
+                stewards,
+            } => {
+                let uid = cedar::EntityUid::from_type_name_and_id(
+                    self.names.coalition.clone(),
+                    cedar::EntityId::new(id.to_string()),
+                );
+                let set = |orgs: &[agora_domain::OrgId]| {
+                    cedar::RestrictedExpression::new_set(orgs.iter().map(|org| {
+                        cedar::RestrictedExpression::new_entity_uid(self.names.organisation(org))
+                    }))
+                };
+                let attrs = [
+                    ("members".to_owned(), set(members)),
+                    ("stewards".to_owned(), set(stewards)),
+                ];
+                entities.push(
+                    cedar::Entity::new_with_tags(uid.clone(), attrs, [], [])
+                        .map_err(|error| error.to_string())?,
+                );
+                uid
+            }
         };
 
         let mut pairs = Vec::with_capacity(3);
@@ -727,6 +753,7 @@ fn describe_resource(resource: &Resource) -> String {
         Resource::Customer(user_id) => format!("customer {user_id}"),
         Resource::Order { id, .. } => format!("order {id}"),
         Resource::Protocol { id, .. } => format!("protocol {id}"),
+        Resource::Coalition { id, .. } => format!("coalition {id}"),
     }
 }
 
@@ -746,6 +773,7 @@ fn describe_actor(actor: &Actor) -> String {
     };
     match actor.credential {
         Credential::Token(token_id) => format!("{who} (token {token_id})"),
+        Credential::Proposal(proposal_id) => format!("{who} (through proposal {proposal_id})"),
         Credential::Session(_) | Credential::System => who,
     }
 }

@@ -96,6 +96,10 @@ type BoundTable = (Binding, Option<Dataset>);
 #[derive(Debug, Clone)]
 pub struct QueryRequest {
     pub consumer: OrgId,
+    /// The coalitions the consumer acts within: protocols naming one of them as a consumer apply
+    /// to the consumer too, and their datasets (pooled data) are never the consumer's own, even
+    /// when the consumer is the coalition itself, so their rules always apply.
+    pub coalitions: Vec<OrgId>,
     pub purpose: String,
     pub sql: String,
     pub now: Timestamp,
@@ -688,7 +692,10 @@ impl GovernedEngine {
                 return Err(Error::invalid("dataset", "reserved dataset name"));
             }
         }
-        for dataset in datasets.iter().filter(|d| d.provider == request.consumer) {
+        for dataset in datasets
+            .iter()
+            .filter(|d| d.provider == request.consumer && !request.coalitions.contains(&d.provider))
+        {
             if !names.insert(dataset.name.clone()) {
                 return Err(Error::invalid(
                     "dataset",
@@ -707,7 +714,11 @@ impl GovernedEngine {
         let applicable: Vec<&Protocol> = protocols
             .iter()
             .filter(|protocol| {
-                protocol.consumers.contains(&request.consumer)
+                (protocol.consumers.contains(&request.consumer)
+                    || protocol
+                        .consumers
+                        .iter()
+                        .any(|consumer| request.coalitions.contains(consumer)))
                     && protocol.purposes.contains(&request.purpose)
                     && protocol.validity.not_before <= request.now
                     && request.now < protocol.validity.not_after

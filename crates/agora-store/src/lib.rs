@@ -7,6 +7,7 @@
 
 mod audit;
 mod checkpoint;
+mod coalition;
 mod dataset;
 mod identity;
 mod ledger;
@@ -26,6 +27,10 @@ use sqlx::{Any, AnyPool, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use audit::AuditFilter;
+pub use coalition::{
+    BallotRecord, CoalitionMemberRecord, CoalitionRecord, DelegationRecord, DocRecord,
+    FulfilmentRecord, ProposalRecord,
+};
 pub use identity::{SessionRecord, TokenAuthentication, TokenRecord, UserRecord};
 pub use ledger::{BatchReceipt, LedgerBatch, LedgerChainBreak};
 pub use listing::{ListingChanges, ListingFilter};

@@ -133,7 +133,7 @@ impl From<FileFormat> for UploadFormat {
     }
 }
 
-fn format_of(path: &Path, given: Option<FileFormat>) -> Result<UploadFormat, Failure> {
+pub(super) fn format_of(path: &Path, given: Option<FileFormat>) -> Result<UploadFormat, Failure> {
     if let Some(given) = given {
         return Ok(given.into());
     }
@@ -343,6 +343,24 @@ async fn upload(
     format: UploadFormat,
     quiet: bool,
 ) -> Result<Value, Failure> {
+    upload_to(
+        api,
+        &format!("{dataset_path}/versions"),
+        file,
+        format,
+        quiet,
+    )
+    .await
+}
+
+/// Streams the file to `url_path` with a progress bar on standard error.
+pub(super) async fn upload_to(
+    api: &Api,
+    url_path: &str,
+    file: &Path,
+    format: UploadFormat,
+    quiet: bool,
+) -> Result<Value, Failure> {
     let opened = tokio::fs::File::open(file).await.map_err(|error| Failure {
         code: exit::USAGE,
         error: anyhow::anyhow!("cannot read {}: {error}", file.display()),
@@ -367,12 +385,7 @@ async fn upload(
         bar
     };
     let answer = api
-        .upload(
-            &format!("{dataset_path}/versions"),
-            format.media_type(),
-            opened,
-            bar.clone(),
-        )
+        .upload(url_path, format.media_type(), opened, bar.clone())
         .await;
     bar.finish_and_clear();
     answer

@@ -109,6 +109,12 @@ impl Api {
         }
     }
 
+    /// A request to `path` with the token and `Accept: application/json`, to send with [`Api::send`]
+    /// when the answer has no body (`204 No Content`).
+    pub fn request_to(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.request(method, path)
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.server))

@@ -373,7 +373,7 @@ fn parse_decimal(text: &str, exponent: u8, field: &str) -> Result<i64, Error> {
 }
 
 /// An amount in `currency`'s notation, in minor units.
-fn parse_amount(text: &str, currency: Currency, field: &str) -> Result<i64, Error> {
+pub(super) fn parse_amount(text: &str, currency: Currency, field: &str) -> Result<i64, Error> {
     parse_decimal(text, currency.exponent(), field)
 }
 

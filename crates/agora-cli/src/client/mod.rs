@@ -6,6 +6,7 @@
 //! exit codes of `crate::exit`, derived from the HTTP status of the server's problem document.
 
 mod audit;
+mod coalitions;
 mod datasets;
 mod http;
 mod ledger;
@@ -24,6 +25,10 @@ use clap::Args;
 use serde::Deserialize;
 
 pub use audit::{AuditCommand, audit};
+pub use coalitions::{
+    CoalitionCommand, PledgeCommand, ProposalCommand, VoteCommand, coalition, pledge, proposal,
+    vote,
+};
 pub use datasets::{DatasetCommand, dataset};
 pub use ledger::{LedgerCommand, ledger};
 pub use listings::{ListingCommand, listing};

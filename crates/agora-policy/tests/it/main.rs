@@ -11,6 +11,8 @@ use agora_policy::{Authorizer, Decision, PolicyError};
 struct World {
     org_a: OrgId,
     org_b: OrgId,
+    /// A coalition.
+    org_c: OrgId,
     operator: OrgId,
     /// The principal of every row that names a user.
     alice: UserId,
@@ -23,6 +25,7 @@ impl World {
         Self {
             org_a: OrgId::new(),
             org_b: OrgId::new(),
+            org_c: OrgId::new(),
             operator: OrgId::new(),
             alice: UserId::new(),
             bob: UserId::new(),
@@ -33,6 +36,7 @@ impl World {
         match name {
             "A" => self.org_a,
             "B" => self.org_b,
+            "C" => self.org_c,
             "OP" => self.operator,
             other => panic!("unknown organisation `{other}` (expected A, B or OP)"),
         }
@@ -118,6 +122,19 @@ impl World {
                     id: agora_domain::ProtocolId::new(),
                     provider,
                     parties,
+                }
+            }
+            ["coalition", id, members, stewards] => {
+                let orgs = |list: &str| -> Vec<OrgId> {
+                    list.split('+')
+                        .filter(|org| *org != "-")
+                        .map(|org| self.org(org))
+                        .collect()
+                };
+                Resource::Coalition {
+                    id: self.org(id),
+                    members: orgs(members),
+                    stewards: orgs(stewards),
                 }
             }
             _ => panic!("bad resource `{spec}`"),
@@ -580,6 +597,11 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "protocol-provider",
             "protocol-party",
             "protocol-party-analyst",
+            "coalition-founders",
+            "coalition-readers",
+            "coalition-member-admins",
+            "coalition-member-analysts",
+            "coalition-stewards",
             "order-seller",
             "order-seller-analyst",
             "own-org-member",
@@ -591,6 +613,7 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "data-sharing-stays-with-the-parties",
             "only-the-provider-manages-a-protocol",
             "only-parties-decide-on-a-protocol",
+            "coalition-decisions-stay-with-the-members",
         ]
     );
     let annotated = Authorizer::BUILTIN_POLICIES.matches("@id(\"").count();
@@ -639,6 +662,12 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             Action::ProtocolRead | Action::ProtocolManage | Action::ProtocolDecide => {
                 "protocol:A:B"
             }
+            Action::CoalitionCreate => "instance",
+            Action::CoalitionRead
+            | Action::CoalitionParticipate
+            | Action::CoalitionContribute
+            | Action::CoalitionSteward
+            | Action::CoalitionExecute => "coalition:C:A+B:A",
             _ => "org:A",
         };
         let resource_type = match resource {
@@ -647,6 +676,7 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             "customer:alice" => "Agora::Customer",
             "order:alice:A" => "Agora::Order",
             "protocol:A:B" => "Agora::Protocol",
+            "coalition:C:A+B:A" => "Agora::Coalition",
             _ => "Agora::Organisation",
         };
         let resources: Vec<String> = schema
@@ -983,6 +1013,14 @@ fn model(
         return Err("only-parties-decide-on-a-protocol");
     }
 
+    if matches!(
+        action,
+        CoalitionParticipate | CoalitionContribute | CoalitionSteward | CoalitionExecute
+    ) && !matches!(resource, Resource::Coalition { members, .. } if acting_org.is_some_and(|org| members.contains(&org)))
+    {
+        return Err("coalition-decisions-stay-with-the-members");
+    }
+
     if permitted(actor, action, resource, operator_admin, via_token) {
         Ok(())
     } else {
@@ -1057,7 +1095,9 @@ fn permitted(
         return false;
     };
     match resource {
-        Resource::Instance => false,
+        Resource::Instance => {
+            action == CoalitionCreate && matches!(acting.role, Role::Owner | Role::Admin)
+        }
         Resource::Organisation(org_id) if *org_id != acting.org_id => false,
         Resource::Organisation(_) => match acting.role {
             Role::Owner | Role::Admin => {
@@ -1128,6 +1168,19 @@ fn permitted(
             Role::Analyst => action == ProtocolRead && parties.contains(&acting.org_id),
             Role::Developer | Role::Member => false,
         },
+        Resource::Coalition {
+            members, stewards, ..
+        } => {
+            let member = members.contains(&acting.org_id);
+            let admin = matches!(acting.role, Role::Owner | Role::Admin);
+            match action {
+                CoalitionRead => true,
+                CoalitionParticipate | CoalitionExecute => member && admin,
+                CoalitionContribute => member && (admin || acting.role == Role::Analyst),
+                CoalitionSteward => stewards.contains(&acting.org_id) && admin,
+                _ => false,
+            }
+        }
     }
 }
 
@@ -1161,6 +1214,9 @@ fn builtin_policies_match_the_model() {
         "protocol:B:A",
         "protocol:B:OP",
         "protocol:OP:-",
+        "coalition:C:A+B:A",
+        "coalition:C:B:B",
+        "coalition:C:A+OP:OP",
     ];
     // Every granted role and every target role, each also absent, in every combination.
     let roles: Vec<Option<Role>> = std::iter::once(None).chain(Role::ALL.map(Some)).collect();

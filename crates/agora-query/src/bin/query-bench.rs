@@ -322,6 +322,7 @@ async fn main() -> anyhow::Result<()> {
         // A fresh history per query: differencing must not suppress repeated runs' rows.
         let engine = GovernedEngine::new(limits, Arc::new(MemoryHistory::default()))?;
         let request = QueryRequest {
+            coalitions: Vec::new(),
             consumer,
             purpose: "bench".into(),
             sql: (*governed_sql).into(),

@@ -313,6 +313,7 @@ pub fn engine() -> GovernedEngine {
 
 pub fn request(purpose: &str, sql: &str) -> QueryRequest {
     QueryRequest {
+        coalitions: Vec::new(),
         consumer: brand(),
         purpose: purpose.into(),
         sql: sql.into(),

@@ -2,6 +2,7 @@
 //! OpenAPI document and the routes come from the same annotations.
 
 mod audit;
+mod coalitions;
 mod datasets;
 mod ledger;
 mod listings;
@@ -39,6 +40,7 @@ use crate::ServerState;
         (name = "protocols", description = "Data-sharing protocols (drafts, approvals bound to content hashes, pauses, revocation, versions and diffs), governed SQL queries and their log"),
         (name = "ledger", description = "The double-entry ledger: accounts, transfers, balances as of any instant, its hash chain"),
         (name = "marketplace", description = "Listings of products and services, free for every partner; browse, search and bookable slots"),
+        (name = "coalitions", description = "Coalitions: goals and sub-goals, pledges (conditional ones too) and their fulfilment, charters, delegations, proposals whose typed actions run when they pass, pooled data under competition-safe rules, and the Popolo register"),
         (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
         (name = "settlement", description = "Partner-to-partner clearing: obligations, net debit caps, settlement windows and their reports"),
         (name = "marketplace", description = "Orders and money: commission rules, seller settings, checkout, fulfilment, refunds, wallets, balances, payouts"),
@@ -95,6 +97,20 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(audit::list_checkpoints, audit::create_checkpoint))
         .routes(routes!(audit::public_key))
         .routes(routes!(audit::org_events))
+        .routes(routes!(coalitions::found, coalitions::list))
+        .routes(routes!(coalitions::show))
+        .routes(routes!(coalitions::add_goal))
+        .routes(routes!(coalitions::pledge))
+        .routes(routes!(coalitions::fulfil))
+        .routes(routes!(coalitions::delegate))
+        .routes(routes!(coalitions::propose, coalitions::proposals))
+        .routes(routes!(coalitions::proposal))
+        .routes(routes!(coalitions::vote))
+        .routes(routes!(coalitions::execute))
+        .routes(routes!(coalitions::fund))
+        .routes(routes!(coalitions::contribute))
+        .routes(routes!(coalitions::classify))
+        .routes(routes!(coalitions::register))
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::show, datasets::delete))
         .routes(routes!(datasets::upload, datasets::versions))

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod coalitions;
 mod datasets;
 mod harness;
 mod ledger;
