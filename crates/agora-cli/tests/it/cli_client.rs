@@ -1069,3 +1069,214 @@ not_after = "2099-01-01T00:00:00Z"
     let table = as_fresh(&["query", "log", "--against-our-data"]).success();
     assert!(table.stdout.contains("refused"), "{table:#?}");
 }
+
+#[test]
+fn coalition_pledge_proposal_and_vote_commands_found_decide_and_act() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    for name in ["Maskworks", "Filtra", "Outsider"] {
+        client.run(&["org", "create", name]).success();
+    }
+    let maskworks = offline_token(&server, "Maskworks", "owner");
+    let filtra = offline_token(&server, "Filtra", "owner");
+    let outsider = offline_token(&server, "Outsider", "owner");
+    let as_org = |token: &str, args: &[&str]| {
+        client.run_with(
+            args,
+            &[("AGORA_SERVER", &server.url), ("AGORA_TOKEN", token)],
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let charter = dir.path().join("charter.json");
+    std::fs::write(
+        &charter,
+        r#"{"votes_changeable": false, "early_close": true, "quorum_bps": 5000}"#,
+    )
+    .unwrap();
+    // An unsafe charter is refused as a usage error naming the field.
+    let unsafe_charter = dir.path().join("unsafe.json");
+    std::fs::write(
+        &unsafe_charter,
+        r#"{"amendment_support_threshold_bps": 4000}"#,
+    )
+    .unwrap();
+    let refused = as_org(
+        &maskworks,
+        &[
+            "coalition",
+            "found",
+            "Unsafe",
+            "--purpose",
+            "x",
+            "--charter",
+            unsafe_charter.to_str().unwrap(),
+        ],
+    )
+    .failure(2);
+    assert!(
+        refused.stderr.contains("amendment_support_threshold_bps"),
+        "{refused:#?}"
+    );
+
+    let founded = as_org(
+        &maskworks,
+        &[
+            "coalition",
+            "found",
+            "Mask Makers",
+            "--purpose",
+            "A million masks a week",
+            "--charter",
+            charter.to_str().unwrap(),
+            "--query-purpose",
+            "capacity-planning",
+            "--goal",
+            "Masks a week|1000000|masks/week|2099-01-01",
+        ],
+    )
+    .success();
+    assert!(founded.stdout.contains("Mask Makers"), "{founded:#?}");
+    assert!(founded.stdout.contains("Masks a week"), "{founded:#?}");
+    let shown = as_org(
+        &maskworks,
+        &["coalition", "show", "Mask Makers", "--format", "json"],
+    )
+    .success()
+    .json();
+    let goal = shown["goals"][0]["id"].as_str().unwrap().to_owned();
+
+    // Admit Filtra by a proposal the founder alone decides.
+    let filtra_id = client
+        .run(&["org", "list", "--format", "json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|org| org["name"] == "Filtra")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let action = format!(r#"{{"type": "admit_member", "org_id": "{filtra_id}"}}"#);
+    let proposal = as_org(
+        &maskworks,
+        &[
+            "proposal",
+            "create",
+            "Mask Makers",
+            "--title",
+            "Admit Filtra",
+            "--topic",
+            "membership",
+            "--action",
+            &action,
+            "--format",
+            "json",
+        ],
+    )
+    .success()
+    .json();
+    let proposal_id = proposal["id"].as_str().unwrap().to_owned();
+    // Filtra is not a member yet: its vote is refused by the authorizer (exit 4).
+    let refused = as_org(&filtra, &["vote", &proposal_id, "yes"]).failure(4);
+    assert!(
+        refused
+            .stderr
+            .contains("coalition-decisions-stay-with-the-members"),
+        "{refused:#?}"
+    );
+    let voted = as_org(
+        &maskworks,
+        &["vote", &proposal_id, "yes", "--reason", "filters"],
+    )
+    .success();
+    assert!(voted.stdout.contains("status: passed"), "{voted:#?}");
+    let executed = as_org(&maskworks, &["proposal", "execute", &proposal_id]).success();
+    assert!(executed.stdout.contains("admitted Filtra"), "{executed:#?}");
+    // The vote after the close is refused as a conflict (exit 6).
+    let late = as_org(&maskworks, &["vote", &proposal_id, "no"]).failure(6);
+    assert!(late.stderr.contains("closed"), "{late:#?}");
+
+    // Pledges: a conditional one waits until another member pledges.
+    as_org(
+        &filtra,
+        &[
+            "pledge",
+            "create",
+            "Mask Makers",
+            "--goal",
+            &goal,
+            "--quantity",
+            "5000",
+            "--due",
+            "2098-01-01",
+            "--if-others",
+            "1",
+        ],
+    )
+    .success();
+    let listed = as_org(&filtra, &["pledge", "list", "Mask Makers"]).success();
+    assert!(
+        listed.stdout.contains("waiting on its condition"),
+        "{listed:#?}"
+    );
+    let pledged = as_org(
+        &maskworks,
+        &[
+            "pledge",
+            "create",
+            "Mask Makers",
+            "--goal",
+            &goal,
+            "--quantity",
+            "20000",
+            "--due",
+            "2098-01-01",
+            "--format",
+            "json",
+        ],
+    )
+    .success()
+    .json();
+    let pledge_id = pledged["id"].as_str().unwrap().to_owned();
+    as_org(
+        &maskworks,
+        &[
+            "pledge",
+            "fulfil",
+            "Mask Makers",
+            &pledge_id,
+            "--quantity",
+            "7000",
+        ],
+    )
+    .success();
+    let shown = as_org(
+        &outsider,
+        &["coalition", "show", "Mask Makers", "--format", "json"],
+    )
+    .success()
+    .json();
+    assert_eq!(shown["goals"][0]["pledged"], 25_000, "{shown}");
+    assert_eq!(shown["goals"][0]["fulfilled"], 7_000, "{shown}");
+    let table = as_org(&outsider, &["coalition", "show", "Mask Makers"]).success();
+    assert!(table.stdout.contains("Admit Filtra"), "{table:#?}");
+    assert!(table.stdout.contains("executed"), "{table:#?}");
+
+    // Delegation to oneself is refused; the register is Popolo JSON.
+    let own = as_org(
+        &filtra,
+        &["coalition", "delegate", "Mask Makers", "--to", "Filtra"],
+    )
+    .failure(2);
+    assert!(own.stderr.contains("itself"), "{own:#?}");
+    let register = as_org(&outsider, &["coalition", "register", "Mask Makers"])
+        .success()
+        .json();
+    assert_eq!(register["vote_events"][0]["result"], "pass", "{register}");
+    assert_eq!(register["motions"][0]["motion"]["text"], "Admit Filtra");
+}

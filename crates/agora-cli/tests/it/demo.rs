@@ -1,4 +1,4 @@
-//! `agora demo --seed-only`: the demo's marketplace story happens, with the figures a reader can
+//! `agora demo --seed-only`: the demo's marketplace, data commons and coalition stories happen, with the figures a reader can
 //! check by hand, and a second run reuses the demo instead of seeding it again.
 
 use crate::harness::agora;
@@ -40,6 +40,12 @@ fn the_demo_seeds_a_marketplace_whose_figures_add_up_and_is_reused_on_a_second_r
         "Data commons:",
         "under `freshmart-sales-for-brands`",
         "refused by rule group_by_protected_column",
+        "Coalition:",
+        "Mask Makers Alliance: 9 members",
+        "pledged 720000 (72.0%)",
+        "Proposal #2 `Admit ClearShield Visors`: 4 yes, 1 no, 1 abstain of 8 → executed; admitted ClearShield Visors.",
+        "Proposal #3 `Publish weekly pooled capacity` → executed; published `Weekly capacity by product line`: 24 rows",
+        "mia@maskworks.example",
     ] {
         assert!(
             first.contains(expected),
