@@ -518,3 +518,110 @@ async fn a_coalition_pledges_decides_acts_pools_and_keeps_a_register() {
         );
     }
 }
+
+/// Twelve members vote on one proposal at once, twice each (votes may change until the close):
+/// every ballot is kept, each member's latest counts once, and the tally is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_votes_on_one_proposal_lose_none_and_count_each_member_once() {
+    for backend in backends() {
+        let api = TestApi::start(backend).await;
+        let mut orgs = Vec::new();
+        let mut owners = Vec::new();
+        for index in 0..12 {
+            let org = api.partner(&format!("Member {index}")).await;
+            owners.push(
+                api.member_token(&org, &format!("owner{index}@v.example"), "owner")
+                    .await,
+            );
+            orgs.push(org);
+        }
+        let (status, founded) = api
+            .post(
+                "/api/v1/coalitions",
+                &owners[0],
+                json!({ "name": "Concurrent", "purpose": "votes at once",
+                        "charter": { "votes_changeable": false, "early_close": true } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{founded}");
+        let coalition = founded["id"].as_str().unwrap().to_owned();
+        let admit = api
+            .propose(
+                &coalition,
+                &owners[0],
+                json!({ "title": "Admit eleven", "actions": orgs[1..].iter().map(|org| json!({ "type": "admit_member", "org_id": org })).collect::<Vec<_>>() }),
+            )
+            .await;
+        let admit_id = admit["id"].as_str().unwrap();
+        let (status, _) = api.vote(admit_id, &owners[0], "yes").await;
+        assert_eq!(status, 200);
+        let (status, _) = api
+            .post(
+                &format!("/api/v1/proposals/{admit_id}/execute"),
+                &owners[0],
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200);
+
+        // Amend the charter so votes stay open and changeable; amendments pass with 2/3.
+        let amend = api
+            .propose(
+                &coalition,
+                &owners[0],
+                json!({ "title": "Changeable votes", "actions": [{ "type": "amend_charter", "charter": { "votes_changeable": true } }] }),
+            )
+            .await;
+        let amend_id = amend["id"].as_str().unwrap().to_owned();
+        for owner in &owners[..9] {
+            let (status, voted) = api.vote(&amend_id, owner, "yes").await;
+            if voted["status"] != "open" {
+                assert_eq!(voted["status"], "passed", "{voted}");
+                break;
+            }
+            assert_eq!(status, 200, "{voted}");
+        }
+        let (status, executed) = api
+            .post(
+                &format!("/api/v1/proposals/{amend_id}/execute"),
+                &owners[0],
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{executed}");
+        assert_eq!(executed["status"], "executed", "{executed}");
+
+        let open = api
+            .propose(
+                &coalition,
+                &owners[1],
+                json!({ "title": "Anything", "actions": [{ "type": "remove_member", "org_id": orgs[11] }] }),
+            )
+            .await;
+        let open_id = open["id"].as_str().unwrap().to_owned();
+        // Each member votes no, then yes, concurrently with all the others.
+        let votes = owners.iter().map(|owner| {
+            let api = &api;
+            let open_id = open_id.clone();
+            async move {
+                let (first, _) = api.vote(&open_id, owner, "no").await;
+                let (second, body) = api.vote(&open_id, owner, "yes").await;
+                (first, second, body)
+            }
+        });
+        for (first, second, body) in futures_util::future::join_all(votes).await {
+            assert_eq!((first, second), (StatusCode::OK, StatusCode::OK), "{body}");
+        }
+        let (_, view) = api
+            .get(&format!("/api/v1/proposals/{open_id}"), &owners[0])
+            .await;
+        assert_eq!(
+            view["status"], "open",
+            "votes can change: nothing closes early"
+        );
+        assert_eq!(view["ballots"], 24, "{view}");
+        assert_eq!(view["tally"]["yes"], 12, "{view}");
+        assert_eq!(view["tally"]["no"], 0, "{view}");
+        assert_eq!(view["tally"]["votes"].as_array().unwrap().len(), 12);
+    }
+}
