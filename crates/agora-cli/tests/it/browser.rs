@@ -1,6 +1,7 @@
 //! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
 //! check the session cookie's flags, open the audit log, sign out; the demo's customer
-//! searching the market and buying with her wallet; and the demo's brand querying the commons.
+//! searching the market and buying with her wallet; the demo's brand querying the commons; and the
+//! demo's coalition steward reading the dashboard and voting.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -206,6 +207,24 @@ fn the_demo_brand_queries_the_commons_and_reads_a_refusal_in_chromium() {
     let stdout = run_against_the_demo(&dir, "portal-commons.mjs", "carla@brightbrew.example");
     assert!(
         stdout.contains("portal-commons: all 5 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The demo's Maskworks owner follows the Mask Makers Alliance in Chromium: opens its dashboard
+/// (progress chart, nine members), reads the executed admission of ClearShield Visors, votes yes
+/// with a reason on the open proposal and sees the tally go up.
+#[test]
+fn the_demo_steward_follows_the_coalition_and_votes_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-coalition.mjs", "mia@maskworks.example");
+    assert!(
+        stdout.contains("portal-coalition: all 6 steps passed"),
         "{stdout}"
     );
 }

@@ -34,6 +34,7 @@ macro_rules! portal_form {
     };
 }
 
+mod coalitions;
 mod commons;
 mod directory;
 mod market;
@@ -163,6 +164,20 @@ pub fn routes() -> Router<ServerState> {
         )
         .route("/query", get(commons::query_page).post(commons::run_query))
         .route("/queries", get(commons::queries_page))
+        .route("/coalitions", get(coalitions::coalitions_page))
+        .route(
+            "/coalitions/{coalition_id}",
+            get(coalitions::coalition_page),
+        )
+        .route(
+            "/coalitions/{coalition_id}/register.json",
+            get(coalitions::register_json),
+        )
+        .route("/proposals/{proposal_id}", get(coalitions::proposal_page))
+        .route(
+            "/proposals/{proposal_id}/vote",
+            axum::routing::post(coalitions::vote),
+        )
         .route("/assets/portal.css", get(stylesheet))
 }
 

@@ -11,6 +11,7 @@ mod listings;
 mod loyalty;
 mod market;
 mod openapi;
+mod portal_coalitions;
 mod portal_commons;
 mod portal_loyalty;
 mod portal_market;
