@@ -114,6 +114,28 @@ fn proposal_from_row(row: &AnyRow) -> Result<ProposalRecord> {
     })
 }
 
+fn delegation_from_row(row: &AnyRow) -> Result<DelegationRecord> {
+    Ok(DelegationRecord {
+        from: column(row, "from_org_id")?,
+        topic: get(row, "topic")?,
+        to: column(row, "to_org_id")?,
+        created_at: Timestamp::from_micros(get(row, "created_at_us")?),
+    })
+}
+
+/// A goal, pledge or publication row: `id`, `coalition_id`, `doc_json` and the time in `at_column`.
+fn doc_from_row<Id: std::str::FromStr<Err = Error>>(
+    row: &AnyRow,
+    at_column: &str,
+) -> Result<DocRecord<Id>> {
+    Ok(DocRecord {
+        id: column(row, "id")?,
+        coalition_id: column(row, "coalition_id")?,
+        doc_json: get(row, "doc_json")?,
+        at: Timestamp::from_micros(get(row, at_column)?),
+    })
+}
+
 const PROPOSAL_COLUMNS: &str = "id, coalition_id, number, status, closes_at_us, revision, doc_json, created_at_us, updated_at_us";
 
 impl Store {
@@ -189,14 +211,7 @@ impl Store {
         .await
         .map_err(db_error)?;
         rows.iter()
-            .map(|row| {
-                Ok(DocRecord {
-                    id: column(row, "id")?,
-                    coalition_id: column(row, "coalition_id")?,
-                    doc_json: get(row, "doc_json")?,
-                    at: Timestamp::from_micros(get(row, "created_at_us")?),
-                })
-            })
+            .map(|row| doc_from_row(row, "created_at_us"))
             .collect()
     }
 
@@ -209,14 +224,7 @@ impl Store {
         .await
         .map_err(db_error)?;
         rows.iter()
-            .map(|row| {
-                Ok(DocRecord {
-                    id: column(row, "id")?,
-                    coalition_id: column(row, "coalition_id")?,
-                    doc_json: get(row, "doc_json")?,
-                    at: Timestamp::from_micros(get(row, "updated_at_us")?),
-                })
-            })
+            .map(|row| doc_from_row(row, "updated_at_us"))
             .collect()
     }
 
@@ -250,16 +258,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(DelegationRecord {
-                    from: column(row, "from_org_id")?,
-                    topic: get(row, "topic")?,
-                    to: column(row, "to_org_id")?,
-                    created_at: Timestamp::from_micros(get(row, "created_at_us")?),
-                })
-            })
-            .collect()
+        rows.iter().map(delegation_from_row).collect()
     }
 
     pub async fn proposal(&self, id: ProposalId) -> Result<Option<ProposalRecord>> {
@@ -454,14 +453,7 @@ impl WriteTx {
         .await
         .map_err(db_error)?;
         row.as_ref()
-            .map(|row| {
-                Ok(DocRecord {
-                    id: column(row, "id")?,
-                    coalition_id: column(row, "coalition_id")?,
-                    doc_json: get(row, "doc_json")?,
-                    at: Timestamp::from_micros(get(row, "updated_at_us")?),
-                })
-            })
+            .map(|row| doc_from_row(row, "updated_at_us"))
             .transpose()
     }
 
@@ -513,16 +505,7 @@ impl WriteTx {
         .fetch_all(self.conn())
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(DelegationRecord {
-                    from: column(row, "from_org_id")?,
-                    topic: get(row, "topic")?,
-                    to: column(row, "to_org_id")?,
-                    created_at: Timestamp::from_micros(get(row, "created_at_us")?),
-                })
-            })
-            .collect()
+        rows.iter().map(delegation_from_row).collect()
     }
 
     /// Sets (or, with `to` = None, removes) `from`'s delegation on `topic`.
