@@ -38,6 +38,8 @@ pub struct AppConfig {
     pub data: agora_data::DataOptions,
     /// Limits on every governed query: SQL length and depth, memory, time, result rows.
     pub query: agora_query::QueryLimits,
+    /// The superapp: mini-app origins, review, bundle limits, token lifetimes.
+    pub superapp: crate::SuperappOptions,
 }
 
 impl Default for AppConfig {
@@ -58,6 +60,7 @@ impl Default for AppConfig {
             sandbox_duplicate_per_mille: 250,
             data: agora_data::DataOptions::new("./agora-data"),
             query: agora_query::QueryLimits::default(),
+            superapp: crate::SuperappOptions::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod orgs;
 mod protocols;
 mod queries;
 pub mod secrets;
+pub mod superapp;
 
 use std::sync::Arc;
 
@@ -75,6 +76,12 @@ pub use queries::{
     ResultColumnView,
 };
 pub use secrets::InstanceKey;
+pub use superapp::{
+    ConsentScope, ConsentView, GrantView, LaunchContext, MiniAppFiguresView, MiniAppVersionView,
+    MiniAppView, NewPaymentRequest, NotificationView, PaymentLine, PaymentRequestView,
+    RegisteredMiniApp, ReviewDecision, SuperappOptions,
+};
+pub use superapp::{LiveApp, ServedFile};
 
 /// One request's identity: who acts, which request it is, and the idempotency key it carries.
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +151,8 @@ struct Inner {
     dataset_locks: datasets::DatasetLocks,
     /// The governed query engine and its released-groups history, made on first use.
     queries: tokio::sync::OnceCell<queries::QueryEngine>,
+    /// Mini-apps' live versions by slug and the files their origins serve.
+    superapp_cache: superapp::SuperappCache,
 }
 
 /// How a write that may be a replay began.
@@ -180,6 +189,7 @@ impl App {
                 datasets: std::sync::OnceLock::new(),
                 dataset_locks: datasets::DatasetLocks::default(),
                 queries: tokio::sync::OnceCell::new(),
+                superapp_cache: superapp::SuperappCache::default(),
             }),
         }
     }

@@ -154,6 +154,25 @@ impl InstanceKey {
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
     }
+
+    pub fn public_bytes(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// A secret value derived from the key for one purpose (`label`): HMAC-SHA-256 under a key
+    /// that is itself derived from the signing key, so the signing key never keys a MAC directly.
+    pub fn derive(&self, label: &[u8], data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut outer = Sha256::new();
+        outer.update(b"agora derived key\0");
+        outer.update(label);
+        outer.update(self.signing.to_bytes());
+        let derived_key = outer.finalize();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&derived_key).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 /// Checks an Ed25519 signature given hex of the public key and of the signature.

@@ -25,6 +25,7 @@ pub struct Config {
     pub market: Market,
     pub data: Data,
     pub query: agora_app::agora_query::QueryLimits,
+    pub superapp: agora_app::SuperappOptions,
     pub log: Log,
 }
 
@@ -280,6 +281,7 @@ impl Config {
                 batch_rows: self.data.batch_rows,
             },
             query: self.query,
+            superapp: self.superapp.clone(),
         }
     }
 

@@ -108,6 +108,7 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> Result<(), Failu
         let mut story = seed_market(&app).await?;
         story.push_str(&crate::demo_commons::seed(&app).await?);
         story.push_str(&crate::demo_coalition::seed(&app).await?);
+        story.push_str(&crate::demo_superapp::seed(&app).await?);
         (tokens, story)
     } else {
         (Vec::new(), String::new())

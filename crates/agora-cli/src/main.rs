@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod demo_coalition;
 mod demo_commons;
+mod demo_superapp;
 mod local;
 mod serve;
 

@@ -62,10 +62,15 @@ pub enum Action {
     CoalitionContribute,
     CoalitionSteward,
     CoalitionExecute,
+    // The superapp.
+    MiniAppBrowse,
+    MiniAppManage,
+    MiniAppReview,
+    MiniAppUse,
 }
 
 impl Action {
-    pub const ALL: [Action; 49] = [
+    pub const ALL: [Action; 53] = [
         Action::OrgCreate,
         Action::OrgList,
         Action::OrgRead,
@@ -115,6 +120,10 @@ impl Action {
         Action::CoalitionContribute,
         Action::CoalitionSteward,
         Action::CoalitionExecute,
+        Action::MiniAppBrowse,
+        Action::MiniAppManage,
+        Action::MiniAppReview,
+        Action::MiniAppUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +177,10 @@ impl Action {
             Action::CoalitionContribute => "coalition.contribute",
             Action::CoalitionSteward => "coalition.steward",
             Action::CoalitionExecute => "coalition.execute",
+            Action::MiniAppBrowse => "miniapp.browse",
+            Action::MiniAppManage => "miniapp.manage",
+            Action::MiniAppReview => "miniapp.review",
+            Action::MiniAppUse => "miniapp.use",
         }
     }
 }

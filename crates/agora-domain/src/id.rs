@@ -180,6 +180,22 @@ prefixed_id!(
     /// A coalition's proposal: typed actions that run if it passes.
     ProposalId, "prp", "proposal_id"
 );
+prefixed_id!(
+    /// A partner's mini-app in the superapp portal; also its OpenID Connect client id.
+    MiniAppId, "app", "app_id"
+);
+prefixed_id!(
+    /// A customer's grant of scopes to a mini-app.
+    GrantId, "grt", "grant_id"
+);
+prefixed_id!(
+    /// A payment a mini-app asks a customer to confirm in the portal's cashier.
+    PaymentRequestId, "pyr", "payment_request_id"
+);
+prefixed_id!(
+    /// A notification in a customer's inbox.
+    NotificationId, "ntf", "notification_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod event;
 pub mod id;
 pub mod ledger;
 pub mod listing;
+pub mod miniapp;
 pub mod model;
 pub mod name;
 #[cfg(feature = "openapi")]
@@ -23,9 +24,10 @@ pub mod timestamp;
 pub use actor::{Actor, Credential};
 pub use error::{Error, Result};
 pub use id::{
-    CommissionRuleId, DatasetId, EventId, GoalId, ListingId, LotId, ObligationId, OrderId,
-    OrderLineId, OrgId, PaymentId, PayoutId, PledgeId, PointsRuleId, ProposalId, ProtocolId,
-    QueryId, RefundId, RequestId, SessionId, SlotId, TokenId, UserId, WindowId,
+    CommissionRuleId, DatasetId, EventId, GoalId, GrantId, ListingId, LotId, MiniAppId,
+    NotificationId, ObligationId, OrderId, OrderLineId, OrgId, PaymentId, PaymentRequestId,
+    PayoutId, PledgeId, PointsRuleId, ProposalId, ProtocolId, QueryId, RefundId, RequestId,
+    SessionId, SlotId, TokenId, UserId, WindowId,
 };
 pub use name::{Email, OrgName, Password, PersonName};
 pub use role::Role;

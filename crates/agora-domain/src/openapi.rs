@@ -50,6 +50,10 @@ string_schema! {
     crate::GoalId => "A coalition goal id", "gol_0196f1d0a3c27d3e8f5a9b1c2d3e4f64";
     crate::PledgeId => "A pledge id", "plg_0196f1d0a3c27d3e8f5a9b1c2d3e4f65";
     crate::ProposalId => "A coalition proposal id", "prp_0196f1d0a3c27d3e8f5a9b1c2d3e4f66";
+    crate::MiniAppId => "A mini-app id, also its OpenID Connect client id", "app_0196f1d0a3c27d3e8f5a9b1c2d3e4f67";
+    crate::GrantId => "A customer's grant to a mini-app", "grt_0196f1d0a3c27d3e8f5a9b1c2d3e4f68";
+    crate::PaymentRequestId => "A payment request id", "pyr_0196f1d0a3c27d3e8f5a9b1c2d3e4f69";
+    crate::NotificationId => "A notification id", "ntf_0196f1d0a3c27d3e8f5a9b1c2d3e4f6a";
     crate::dataset::DatasetName => "A dataset name: a-z, 0-9 and _, starting with a letter, at most 63 characters", "store_sales";
     crate::audit::Hash32 => "A SHA-256 value in lower-case hex", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 }

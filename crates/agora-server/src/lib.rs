@@ -8,6 +8,7 @@ mod api;
 mod error;
 mod extract;
 mod metrics;
+mod miniapp_host;
 mod portal;
 
 use std::sync::Arc;
@@ -71,6 +72,10 @@ pub fn router(state: ServerState) -> Router {
         .merge(portal::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            miniapp_host::dispatch,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -13,6 +13,7 @@ mod identity;
 mod ledger;
 mod listing;
 mod market;
+mod miniapp;
 mod outbox;
 mod protocol;
 mod scan;
@@ -35,6 +36,10 @@ pub use identity::{SessionRecord, TokenAuthentication, TokenRecord, UserRecord};
 pub use ledger::{BatchReceipt, LedgerBatch, LedgerChainBreak};
 pub use listing::{ListingChanges, ListingFilter};
 pub use market::{DocumentWrite, MarketDocument, StepRecord, StepStatus};
+pub use miniapp::{
+    GrantRecord, LaunchRecord, MiniAppFigures, MiniAppFile, MiniAppRecord, MiniAppVersionRecord,
+    NotificationRecord, OauthCodeRecord, OauthTokenRecord, PaymentRequestRecord,
+};
 pub use outbox::IdempotencyClaim;
 pub use protocol::{ProtocolRecord, ProtocolVersionRecord, QueryRecord};
 pub use scan::AuditVisitor;

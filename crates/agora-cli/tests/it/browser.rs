@@ -1,7 +1,8 @@
 //! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
 //! check the session cookie's flags, open the audit log, sign out; the demo's customer
-//! searching the market and buying with her wallet; the demo's brand querying the commons; and the
-//! demo's coalition steward reading the dashboard and voting.
+//! searching the market and buying with her wallet; the demo's brand querying the commons; the
+//! demo's coalition steward reading the dashboard and voting; and the demo's customer using two
+//! mini-apps, and a hostile mini-app kept inside its frame.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -112,10 +113,21 @@ fn a_person_signs_in_opens_the_audit_log_and_signs_out_in_chromium() {
 /// Runs `script` in Chromium against a fresh `agora demo`, signed in as `email`; returns its
 /// stdout once it succeeded.
 fn run_against_the_demo(dir: &std::path::Path, script: &str, email: &str) -> String {
+    run_against_the_demo_with(dir, script, email, &[])
+}
+
+/// `run_against_the_demo`, with `demo_env` set for `agora demo` (such as a fixture to register).
+fn run_against_the_demo_with(
+    dir: &std::path::Path,
+    script: &str,
+    email: &str,
+    demo_env: &[(&str, &std::ffi::OsStr)],
+) -> String {
     let data = tempfile::tempdir().unwrap();
     let mut demo = crate::harness::agora()
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path().join("demo"))
+        .envs(demo_env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -225,6 +237,50 @@ fn the_demo_steward_follows_the_coalition_and_votes_in_chromium() {
     let stdout = run_against_the_demo(&dir, "portal-coalition.mjs", "mia@maskworks.example");
     assert!(
         stdout.contains("portal-coalition: all 6 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The demo's customer uses two mini-apps in Chromium: lets Vila Clinic's consultation app use her
+/// name in the portal's consent dialog, books and pays a doctor's time in the portal's cashier,
+/// finds the order and the lower wallet balance, revokes the clinic's grant and is no longer
+/// greeted by name; then buys a product in FreshMart's shop app.
+#[test]
+fn the_demo_customer_uses_two_mini_apps_and_revokes_a_grant_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-miniapp.mjs", "cleo@customer.example");
+    assert!(
+        stdout.contains("portal-miniapp: all 19 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// A hostile mini-app (tests/browser/fixtures/hostile, registered by `agora demo` only when
+/// `AGORA_TEST_HOSTILE_APP_DIR` names it) cannot read the portal's cookies, page or storage, use the
+/// customer's session, move the top window or get another app's payment request paid; replies
+/// forged as the portal's, from its own origin and from another app's, are ignored by the SDK.
+#[test]
+fn a_hostile_mini_app_stays_inside_its_frame_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let fixture = dir.join("fixtures/hostile");
+    let stdout = run_against_the_demo_with(
+        &dir,
+        "miniapp-isolation.mjs",
+        "cleo@customer.example",
+        &[("AGORA_TEST_HOSTILE_APP_DIR", fixture.as_os_str())],
+    );
+    assert!(
+        stdout.contains("miniapp-isolation: all 7 steps passed"),
         "{stdout}"
     );
 }

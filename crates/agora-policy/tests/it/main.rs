@@ -582,8 +582,10 @@ fn builtin_policies_all_have_ids_in_file_order() {
             "public-directory",
             "market-browse",
             "customer-self",
+            "miniapp-browse",
             "customer-own-order",
             "org-create",
+            "own-org-miniapps",
             "own-org-admin",
             "own-org-admin-revoke",
             "own-org-analyst",
@@ -651,13 +653,16 @@ fn every_action_is_declared_in_the_schema_with_its_resource_type() {
             | Action::MarketOperate
             | Action::MarketReadAll
             | Action::LedgerRead
-            | Action::LedgerWrite => "instance",
+            | Action::LedgerWrite
+            | Action::MiniAppBrowse
+            | Action::MiniAppReview => "instance",
             Action::TokenRevoke => "token:A:bob",
             Action::OrderPlace
             | Action::WalletRead
             | Action::WalletTopUp
             | Action::PointsRead
-            | Action::PointsRedeem => "customer:alice",
+            | Action::PointsRedeem
+            | Action::MiniAppUse => "customer:alice",
             Action::OrderRead | Action::OrderFulfil | Action::OrderRefund => "order:alice:A",
             Action::ProtocolRead | Action::ProtocolManage | Action::ProtocolDecide => {
                 "protocol:A:B"
@@ -1070,7 +1075,7 @@ fn permitted(
     if action == OrgCreate {
         return !via_token || matches!(role, Some(Role::Owner | Role::Admin));
     }
-    if action == ListingRead && *resource == Resource::Instance {
+    if matches!(action, ListingRead | MiniAppBrowse) && *resource == Resource::Instance {
         return true;
     }
     // A person's own purse and orders, never through a token.
@@ -1080,7 +1085,7 @@ fn permitted(
                 && actor.user_id == Some(*user_id)
                 && matches!(
                     action,
-                    OrderPlace | WalletRead | WalletTopUp | PointsRead | PointsRedeem
+                    OrderPlace | WalletRead | WalletTopUp | PointsRead | PointsRedeem | MiniAppUse
                 );
         }
         Resource::Order { customer, .. }
@@ -1099,6 +1104,12 @@ fn permitted(
             action == CoalitionCreate && matches!(acting.role, Role::Owner | Role::Admin)
         }
         Resource::Organisation(org_id) if *org_id != acting.org_id => false,
+        Resource::Organisation(_)
+            if action == MiniAppManage
+                && matches!(acting.role, Role::Owner | Role::Admin | Role::Developer) =>
+        {
+            true
+        }
         Resource::Organisation(_) => match acting.role {
             Role::Owner | Role::Admin => {
                 matches!(

@@ -7,6 +7,7 @@ mod datasets;
 mod ledger;
 mod listings;
 mod market;
+mod miniapps;
 mod orgs;
 mod points;
 mod protocols;
@@ -43,6 +44,7 @@ use crate::ServerState;
         (name = "coalitions", description = "Coalitions: goals and sub-goals, pledges (conditional ones too) and their fulfilment, charters, delegations, proposals whose typed actions run when they pass, pooled data under competition-safe rules, and the Popolo register"),
         (name = "points", description = "Points: accrual rules, grants, balances, redemptions soonest-expiring first, expiry into breakage"),
         (name = "settlement", description = "Partner-to-partner clearing: obligations, net debit caps, settlement windows and their reports"),
+        (name = "superapp", description = "Mini-apps: manifests and bundles served on their own origins, versions, the operator's review, rollback, figures, and payment requests customers confirm in the portal's cashier"),
         (name = "marketplace", description = "Orders and money: commission rules, seller settings, checkout, fulfilment, refunds, wallets, balances, payouts"),
     )
 )]
@@ -168,6 +170,15 @@ pub fn routes() -> OpenApiRouter<ServerState> {
         .routes(routes!(market::run_payouts))
         .routes(routes!(market::release_due))
         .routes(routes!(market::revenue))
+        .routes(routes!(miniapps::register, miniapps::of_org))
+        .routes(routes!(miniapps::directory))
+        .routes(routes!(miniapps::show))
+        .routes(routes!(miniapps::upload_version))
+        .routes(routes!(miniapps::review))
+        .routes(routes!(miniapps::rollback))
+        .routes(routes!(miniapps::review_queue))
+        .routes(routes!(miniapps::request_payment))
+        .routes(routes!(miniapps::payment_request))
 }
 
 /// The OpenAPI document this server serves.

@@ -38,11 +38,13 @@ mod coalitions;
 mod commons;
 mod directory;
 mod market;
+mod oidc;
 mod operator;
 mod orders;
 mod points;
 mod sales;
 mod settlement;
+mod superapp;
 
 const SESSION_COOKIE: &str = "agora_session";
 const CSRF_COOKIE: &str = "agora_csrf";
@@ -178,7 +180,49 @@ pub fn routes() -> Router<ServerState> {
             "/proposals/{proposal_id}/vote",
             axum::routing::post(coalitions::vote),
         )
+        .route("/apps", get(superapp::apps_page))
+        .route("/apps/{slug}", get(superapp::miniapp_page))
+        .route("/apps/{slug}/launch", axum::routing::post(superapp::launch))
+        .route("/apps/{slug}/listings", get(superapp::listings))
+        .route("/apps/{slug}/consent", get(superapp::consent))
+        .route("/apps/{slug}/grants", axum::routing::post(superapp::grant))
+        .route(
+            "/apps/{slug}/payment-requests",
+            axum::routing::post(superapp::create_payment),
+        )
+        .route("/apps/{slug}/payment-requests/{id}", get(superapp::payment))
+        .route(
+            "/apps/{slug}/payment-requests/{id}/confirm",
+            axum::routing::post(superapp::confirm_payment),
+        )
+        .route(
+            "/apps/{slug}/payment-requests/{id}/cancel",
+            axum::routing::post(superapp::cancel_payment),
+        )
+        .route(
+            "/apps/{slug}/notifications",
+            axum::routing::post(superapp::notify),
+        )
+        .route("/grants", get(superapp::grants_page))
+        .route(
+            "/grants/{grant_id}/revoke",
+            axum::routing::post(superapp::revoke_grant),
+        )
+        .route("/notifications", get(superapp::notifications_page))
+        .route("/console/apps", get(superapp::console_page))
+        .route("/operator/apps", get(superapp::operator_apps_page))
+        .route(
+            "/operator/apps/{app_id}/versions/{version}/review",
+            axum::routing::post(superapp::operator_review),
+        )
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oauth/jwks.json", get(oidc::jwks))
+        .route("/oauth/authorize", get(oidc::authorize).post(oidc::decide))
+        .route("/oauth/token", axum::routing::post(oidc::token))
+        .route("/oauth/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/assets/portal.css", get(stylesheet))
+        .route("/assets/miniapp-host.js", get(host_script))
+        .route("/assets/miniapp-host.css", get(host_stylesheet))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -188,6 +232,26 @@ async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../assets/portal.css"),
+    )
+}
+
+async fn host_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../assets/miniapp-host.js"),
+    )
+}
+
+async fn host_stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../assets/miniapp-host.css"),
     )
 }
 
@@ -352,13 +416,40 @@ struct SigninPage {
     csrf_token: String,
     email: String,
     error: Option<String>,
+    /// Where to go once signed in: a path on this site (the authorization endpoint, …).
+    next: String,
 }
 
-async fn signin_page(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+#[derive(Deserialize, Default)]
+struct NextParams {
+    next: Option<String>,
+}
+
+/// A `next` worth following: a path on this site, never another site (`//host`, `/\\host`).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.starts_with("/\\")
+                && !next.chars().any(char::is_control) =>
+        {
+            next.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+async fn signin_page(
+    State(state): State<ServerState>,
+    Query(params): Query<NextParams>,
+    headers: HeaderMap,
+) -> Response {
+    let next = safe_next(params.next.as_deref());
     if let Some(secret) = cookie(&headers, SESSION_COOKIE)
         && state.app.authenticate_session(&secret).await.is_ok()
     {
-        return Redirect::to("/").into_response();
+        return Redirect::to(&next).into_response();
     }
     let csrf_token = new_secret();
     let response = page(
@@ -367,6 +458,7 @@ async fn signin_page(State(state): State<ServerState>, headers: HeaderMap) -> Re
             csrf_token: csrf_token.clone(),
             email: String::new(),
             error: None,
+            next,
         },
     );
     with_cookie(response, set_cookie(&state, CSRF_COOKIE, &csrf_token, 3600))
@@ -377,6 +469,8 @@ struct SigninForm {
     email: String,
     password: String,
     csrf_token: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// Checks a double-submit CSRF token: the form's copy must equal the cookie's.
@@ -461,7 +555,7 @@ async fn signin(State(state): State<ServerState>, request: Request) -> Response 
         Ok(signed_in) => {
             let max_age = state.app.config().session_ttl_seconds;
             let response = with_cookie(
-                Redirect::to("/").into_response(),
+                Redirect::to(&safe_next(form.next.as_deref())).into_response(),
                 set_cookie(&state, SESSION_COOKIE, &signed_in.session_secret, max_age),
             );
             with_cookie(response, set_cookie(&state, CSRF_COOKIE, "", 0))
@@ -483,6 +577,7 @@ async fn signin(State(state): State<ServerState>, request: Request) -> Response 
                     csrf_token: form.csrf_token,
                     email: form.email,
                     error: Some(message),
+                    next: safe_next(form.next.as_deref()),
                 },
             )
         }
@@ -697,6 +792,16 @@ async fn home(State(state): State<ServerState>, request: Request) -> Response {
         Ok(session) => session,
         Err(response) => return response,
     };
+    if session.actor.acting.is_none() {
+        return superapp::customer_home(
+            &state,
+            &session,
+            request_id,
+            superapp::DirectoryParams::default(),
+            true,
+        )
+        .await;
+    }
     let call = agora_app::Call::new(&session.actor, request_id);
     let mut view = HomePage {
         nav: Nav::new(&session, "home"),

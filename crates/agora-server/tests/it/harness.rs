@@ -66,6 +66,11 @@ impl TestApi {
                 (format!("{base}/{name}"), Some((admin, name)))
             }
         };
+        // The instance's public URL is where it listens, as `agora serve` makes it: OpenID
+        // Connect clients follow the discovery document's endpoints.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        app_config.public_url = url.clone();
         let store = Store::open(&StoreOptions {
             database_url,
             pool_connections_max: 8,
@@ -84,8 +89,6 @@ impl TestApi {
             .await
             .unwrap()
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = ServerState::new(app.clone(), server_config);
         let server = tokio::spawn(async move {
             agora_server::serve(listener, state, std::future::pending())

@@ -16,3 +16,4 @@ mod portal_commons;
 mod portal_loyalty;
 mod portal_market;
 mod protocols;
+mod superapp;

@@ -14,8 +14,8 @@ use crate::harness::{TestApi, backends};
 /// A person in a browser: the session cookie and the session's CSRF token.
 pub struct Visitor<'a> {
     api: &'a TestApi,
-    session_secret: String,
-    csrf_token: String,
+    pub session_secret: String,
+    pub csrf_token: String,
 }
 
 pub struct Answer {
