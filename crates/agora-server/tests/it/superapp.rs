@@ -618,6 +618,70 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
             "a partner cannot confirm for the customer"
         );
 
+        // Confirmations racing on one request pay it once, though the wallet could pay several.
+        let vitamins = api
+            .app
+            .create_listing(
+                &call,
+                NewListing {
+                    seller: Some(clinic),
+                    kind: ListingKind::Product { stock: None },
+                    title: "Vitamin D drops".to_owned(),
+                    description: String::new(),
+                    category: "health/pharmacy".to_owned(),
+                    price: 900,
+                    currency: "EUR".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        let (_, racing) = bridge(
+            &api,
+            &cleo,
+            reqwest::Method::POST,
+            "/apps/clinic/payment-requests",
+            Some(json!({ "lines": [{ "listing_id": vitamins.id, "quantity": 1 }] })),
+            true,
+        )
+        .await;
+        let racing_id = racing["id"].as_str().unwrap().to_owned();
+        let path = format!("/apps/clinic/payment-requests/{racing_id}/confirm");
+        let attempts = futures_util::future::join_all((0..6).map(|_| {
+            bridge(
+                &api,
+                &cleo,
+                reqwest::Method::POST,
+                &path,
+                Some(json!({ "amount": 900, "currency": "EUR" })),
+                true,
+            )
+        }))
+        .await;
+        let paid = attempts.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(paid, 1, "{attempts:?}");
+        assert!(
+            attempts
+                .iter()
+                .all(|(status, _)| *status == 200 || *status == 409),
+            "{attempts:?}"
+        );
+        let (_, customer_orders) = api
+            .get(
+                &format!("/api/v1/customers/{customer}/orders?limit=50"),
+                &api.operator_token,
+            )
+            .await;
+        let vitamin_orders = customer_orders["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|order| order.to_string().contains(&vitamins.id.to_string()))
+            .count();
+        assert_eq!(
+            vitamin_orders, 1,
+            "one order for one payment request: {customer_orders}"
+        );
+
         // Notifications: only with the grant, within the hourly limit.
         let (status, _) = bridge(
             &api,
@@ -828,7 +892,7 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
             .get(&format!("/api/v1/miniapps/{app_id}"), &developer)
             .await;
         assert_eq!(status, 200, "{detail}");
-        assert_eq!(detail["figures"]["payments"], 1);
+        assert_eq!(detail["figures"]["payments"], 2);
         assert_eq!(detail["figures"]["active_users_30d"], 1);
         let wrong_secret = api
             .client
@@ -874,7 +938,19 @@ async fn authlib_client(api: &TestApi, app_id: &str, client_secret: &str) {
         "oidc-{}@customer.example",
         agora_domain::OrgId::new().as_uuid().simple()
     );
-    let _dana = Visitor::sign_up(api, "Dana Client", &email).await;
+    let dana = Visitor::sign_up(api, "Dana Client", &email).await;
+    // What her mini-app would hand its backend: the partner verifies it and refuses a replay.
+    let (status, launch) = bridge(
+        api,
+        &dana,
+        reqwest::Method::POST,
+        "/apps/clinic/launch",
+        None,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{launch}");
+    let launch_token = launch["token"].as_str().unwrap().to_owned();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/oidc/authlib_client.py");
     let output = tokio::process::Command::new(python)
@@ -886,6 +962,7 @@ async fn authlib_client(api: &TestApi, app_id: &str, client_secret: &str) {
         .env("EMAIL", &email)
         .env("PASSWORD", "a long enough password")
         .env("SCOPE", "openid profile")
+        .env("LAUNCH_TOKEN", &launch_token)
         .output()
         .await
         .unwrap();
@@ -896,4 +973,8 @@ async fn authlib_client(api: &TestApi, app_id: &str, client_secret: &str) {
         "authlib client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("oidc-authlib: all"), "{stdout}");
+    assert!(
+        stdout.contains("launch-replay"),
+        "the launch context was checked: {stdout}"
+    );
 }
