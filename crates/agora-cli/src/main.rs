@@ -84,6 +84,10 @@ enum Command {
     /// The ledger: accounts, transfers, balances as of any instant, its hash chain (operators).
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
+    /// Mini-apps: register from a bundle zip, upload and roll back versions, review (operators),
+    /// read installs, active users and payments.
+    #[command(subcommand)]
+    Miniapp(client::MiniAppCommand),
     /// Marketplace listings: create, list, search, show, update, archive, and service slots.
     #[command(subcommand)]
     Listing(client::ListingCommand),
@@ -202,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Protocol(command) => client::protocol(command).await,
         Command::Query(command) => client::query(command).await,
         Command::Coalition(command) => client::coalition(command).await,
+        Command::Miniapp(command) => client::miniapp(command).await,
         Command::Pledge(command) => client::pledge(command).await,
         Command::Proposal(command) => client::proposal(command).await,
         Command::Vote(command) => client::vote(command).await,

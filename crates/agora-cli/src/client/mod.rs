@@ -13,6 +13,7 @@ mod ledger;
 mod listings;
 mod login;
 mod market;
+mod miniapps;
 mod orgs;
 mod output;
 mod points;
@@ -37,6 +38,7 @@ pub use market::{
     CommissionCommand, MarketCommand, OrderCommand, PayoutCommand, SellerCommand, WalletCommand,
     commission, market, order, payout, seller, wallet,
 };
+pub use miniapps::{MiniAppCommand, miniapp};
 pub use orgs::{MemberCommand, OrgCommand, TokenCommand, member, org, token};
 pub use points::{PointsCommand, points};
 pub use protocols::{ProtocolCommand, QueryCommand, protocol, query};

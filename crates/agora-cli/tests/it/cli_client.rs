@@ -1280,3 +1280,76 @@ fn coalition_pledge_proposal_and_vote_commands_found_decide_and_act() {
     assert_eq!(register["vote_events"][0]["result"], "pass", "{register}");
     assert_eq!(register["motions"][0]["motion"]["text"], "Admit Filtra");
 }
+
+#[test]
+fn miniapp_commands_register_review_upload_and_roll_back() {
+    let server = TestServer::start(Backend::Sqlite);
+    let client = Client::new();
+    client
+        .login(&server, &server.owner_token, "default")
+        .success();
+    client.run(&["org", "create", "Vila Clinic"]).success();
+    let developer = offline_token(&server, "Vila Clinic", "developer");
+    let as_partner = |args: &[&str]| {
+        client.run_with(
+            args,
+            &[("AGORA_SERVER", &server.url), ("AGORA_TOKEN", &developer)],
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |version: &str| {
+        let path = dir.path().join(format!("manifest-{version}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"slug": "clinic", "name": "Clinic {version}", "category": "health",
+                    "entry": {{"url": "https://clinic.example/app"}},
+                    "scopes": [{{"scope": "profile", "reason": "To greet you."}}],
+                    "redirect_uris": ["https://clinic.example/callback"]}}"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let first = manifest("v1");
+    let registered = as_partner(&["miniapp", "register", first.to_str().unwrap()]).success();
+    assert!(
+        registered.stdout.contains("client_secret") && registered.stdout.contains("pending"),
+        "{registered:#?}"
+    );
+    let app = registered
+        .stdout
+        .split("client_id ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    // A file that is neither a bundle nor a manifest is refused before anything is sent.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "x").unwrap();
+    let refused = as_partner(&["miniapp", "register", text.to_str().unwrap()]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains(".zip"), "{refused:#?}");
+    // The partner cannot review; the operator can, and a rejection needs a reason.
+    let denied = as_partner(&["miniapp", "review", &app, "1", "approve"]);
+    assert_ne!(denied.code, Some(0));
+    let no_reason = client.run(&["miniapp", "review", &app, "1", "reject"]);
+    assert!(no_reason.stderr.contains("reason"), "{no_reason:#?}");
+    client
+        .run(&["miniapp", "review", &app, "1", "approve"])
+        .success();
+    let shown = as_partner(&["miniapp", "show", &app, "--format", "json"]).success();
+    assert_eq!(shown.json()["app"]["live_version"], 1);
+    let second = manifest("v2");
+    let uploaded = as_partner(&["miniapp", "upload", &app, second.to_str().unwrap()]).success();
+    assert!(uploaded.stdout.contains("pending"), "{uploaded:#?}");
+    client
+        .run(&["miniapp", "review", &app, "2", "approve"])
+        .success();
+    as_partner(&["miniapp", "rollback", &app, "1"]).success();
+    let listed = as_partner(&["miniapp", "list", "--format", "json"]).success();
+    assert_eq!(listed.json()[0]["app"]["live_version"], 1);
+    assert_eq!(listed.json()[0]["versions"].as_array().unwrap().len(), 2);
+}
