@@ -119,7 +119,18 @@ pub(super) async fn customer_home(
             None => return crate::ApiError::new(error).into_response(),
         }
     }
-    page(StatusCode::OK, &view)
+    let mut response = page(StatusCode::OK, &view);
+    // The tiles show each mini-app's icon, served from its own origin.
+    let icons = state.app.miniapp_origin("*");
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' {icons}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 #[derive(Template)]
