@@ -104,9 +104,13 @@ impl App {
         if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(refused());
         }
+        let secret_hash = sha256(secret);
+        if let Some(session) = self.inner.cache.session(&secret_hash, Timestamp::now()) {
+            return Ok(session);
+        }
         let record = self
             .store()
-            .session_by_secret_hash(&sha256(secret))
+            .session_by_secret_hash(&secret_hash)
             .await?
             .ok_or_else(refused)?;
         if record.revoked_at.is_some() || record.expires_at <= Timestamp::now() {
@@ -137,11 +141,13 @@ impl App {
             acting,
             credential: Credential::Session(record.id),
         };
-        Ok(PortalSession {
+        let session = PortalSession {
             actor,
             record,
             user,
-        })
+        };
+        self.inner.cache.put_session(secret_hash, &session);
+        Ok(session)
     }
 
     /// Signs in with e-mail and password, refusing after too many recent failures.

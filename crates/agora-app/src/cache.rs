@@ -1,5 +1,5 @@
-//! Short-lived copies of what every authenticated read needs: the actor behind a token, and
-//! organisations by id.
+//! Short-lived copies of what every authenticated read needs: the actor behind a token or a
+//! portal session, and organisations by id.
 //!
 //! Each entry lives at most `cache_ttl_ms` and every identity change made through this `App`
 //! clears the cache at once, so on one server (always the case with SQLite) a revocation or a
@@ -36,6 +36,8 @@ pub(crate) struct Cache {
     decisions: RwLock<HashMap<DecisionKey, Decision>>,
     tokens: RwLock<HashMap<String, CachedToken>>,
     orgs: RwLock<HashMap<OrgId, (Organisation, Instant)>>,
+    /// Portal sessions by the SHA-256 of their cookie secret.
+    sessions: RwLock<HashMap<Vec<u8>, (crate::PortalSession, Instant)>>,
 }
 
 impl Cache {
@@ -45,7 +47,42 @@ impl Cache {
             decisions: RwLock::default(),
             tokens: RwLock::default(),
             orgs: RwLock::default(),
+            sessions: RwLock::default(),
         }
+    }
+
+    /// The session behind a cookie secret's hash, if cached, fresh and unexpired at `now`.
+    pub(crate) fn session(
+        &self,
+        secret_hash: &[u8],
+        now: Timestamp,
+    ) -> Option<crate::PortalSession> {
+        if !self.enabled() {
+            return None;
+        }
+        let sessions = self
+            .sessions
+            .read()
+            .expect("cache lock is never poisoned: no panics while held");
+        let (session, cached_at) = sessions.get(secret_hash)?;
+        (cached_at.elapsed() < self.ttl
+            && session.record.revoked_at.is_none()
+            && now < session.record.expires_at)
+            .then(|| session.clone())
+    }
+
+    pub(crate) fn put_session(&self, secret_hash: Vec<u8>, session: &crate::PortalSession) {
+        if !self.enabled() {
+            return;
+        }
+        let mut sessions = self
+            .sessions
+            .write()
+            .expect("cache lock is never poisoned: no panics while held");
+        if sessions.len() >= ENTRIES_MAX {
+            sessions.clear();
+        }
+        sessions.insert(secret_hash, (session.clone(), Instant::now()));
     }
 
     fn enabled(&self) -> bool {
@@ -152,6 +189,10 @@ impl Cache {
             .expect("cache lock is never poisoned: no panics while held")
             .clear();
         self.orgs
+            .write()
+            .expect("cache lock is never poisoned: no panics while held")
+            .clear();
+        self.sessions
             .write()
             .expect("cache lock is never poisoned: no panics while held")
             .clear();

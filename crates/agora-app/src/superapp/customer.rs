@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::{jws, pairwise_subject, stored_scopes};
 use crate::{App, Call, CartLine, Done, NewOrder, PayWith, event};
 
+/// How often one customer's launches of one mini-app are written at most.
+const LAUNCH_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// How many lines one payment request may hold.
 const PAYMENT_LINES_MAX: usize = 50;
 const NOTIFICATION_TITLE_CHARS_MAX: usize = 80;
@@ -183,11 +185,25 @@ impl App {
     /// can address payment requests to it).
     async fn subject_for(&self, app_id: MiniAppId, customer: UserId) -> Result<String> {
         let subject = pairwise_subject(self.key(), app_id, customer);
+        let cache = &self.inner.superapp_cache;
+        if cache
+            .subjects
+            .lock()
+            .expect("subject cache")
+            .contains(&(app_id, customer))
+        {
+            return Ok(subject);
+        }
         if self.store().subject_user(app_id, &subject).await?.is_none() {
             let mut tx = self.store().write().await?;
             tx.remember_subject(app_id, &subject, customer).await?;
             tx.commit().await?;
         }
+        let mut subjects = cache.subjects.lock().expect("subject cache");
+        if subjects.len() > 100_000 {
+            subjects.clear();
+        }
+        subjects.insert((app_id, customer));
         Ok(subject)
     }
 
@@ -240,9 +256,31 @@ impl App {
         self.granted_claims(customer, &scopes, &mut claims).await?;
         let claims = serde_json::Value::Object(claims);
         let token = jws::sign_jws(self.key(), "agora-launch+jwt", &claims);
-        let mut tx = self.store().write().await?;
-        tx.record_launch(app.id, customer, now).await?;
-        tx.commit().await?;
+        // Launches feed "recently used" and the partner's active users: a minute's precision is
+        // enough, so a customer's repeated launches of one app write at most once a minute.
+        let due = {
+            let mut launches = self
+                .inner
+                .superapp_cache
+                .launches
+                .lock()
+                .expect("launch cache");
+            if launches.len() > 100_000 {
+                launches.clear();
+            }
+            let due = launches
+                .get(&(app.id, customer))
+                .is_none_or(|at| at.elapsed() >= LAUNCH_WRITE_INTERVAL);
+            if due {
+                launches.insert((app.id, customer), std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            let mut tx = self.store().write().await?;
+            tx.record_launch(app.id, customer, now).await?;
+            tx.commit().await?;
+        }
         Ok(LaunchContext { token, claims })
     }
 
@@ -424,14 +462,15 @@ impl App {
         limit: u32,
     ) -> Result<Vec<super::MiniAppView>> {
         let (customer, _) = self.authorize_use(call).await?;
-        let mut views = Vec::new();
-        for launch in self.store().launches_of_user(customer, limit).await? {
-            let app = self.existing_miniapp(launch.app_id).await?;
-            if app.live_version.is_some() {
-                views.push(self.miniapp_view(&app).await?);
-            }
-        }
-        Ok(views)
+        let directory = self.live_directory().await?;
+        Ok(self
+            .store()
+            .launches_of_user(customer, limit)
+            .await?
+            .iter()
+            .filter_map(|launch| directory.iter().find(|view| view.id == launch.app_id))
+            .cloned()
+            .collect())
     }
 
     // -------------------------------------------------------------------------------------

@@ -176,6 +176,12 @@ pub struct LiveApp {
 pub(crate) struct SuperappCache {
     slugs: Mutex<HashMap<String, (Instant, Option<LiveApp>)>>,
     files: Mutex<FileCache>,
+    /// Every live mini-app as the directory shows it.
+    directory: Mutex<Option<(Instant, Arc<Vec<MiniAppView>>)>>,
+    /// When each customer's launch of each mini-app was last written: one write a minute at most.
+    pub(crate) launches: Mutex<HashMap<(MiniAppId, UserId), Instant>>,
+    /// Pairwise subjects already remembered in the store.
+    pub(crate) subjects: Mutex<std::collections::HashSet<(MiniAppId, UserId)>>,
 }
 
 #[derive(Default)]
@@ -190,6 +196,7 @@ const SLUG_CACHE_TTL: Duration = Duration::from_secs(2);
 impl SuperappCache {
     pub(crate) fn forget_slugs(&self) {
         self.slugs.lock().expect("slug cache").clear();
+        *self.directory.lock().expect("directory cache") = None;
     }
 }
 
@@ -567,25 +574,51 @@ impl App {
             .take(10)
             .map(str::to_lowercase)
             .collect();
+        let views = self
+            .live_directory()
+            .await?
+            .iter()
+            .filter(|view| category.is_none_or(|category| view.category == category))
+            .filter(|view| {
+                let text = format!(
+                    "{} {} {} {}",
+                    view.name, view.description, view.seller_name, view.slug
+                )
+                .to_lowercase();
+                words.iter().all(|word| text.contains(word.as_str()))
+            })
+            .cloned()
+            .collect();
+        Ok(views)
+    }
+
+    /// Every live mini-app, by name (cached for a moment; changes here forget it at once).
+    pub(crate) async fn live_directory(&self) -> Result<Arc<Vec<MiniAppView>>> {
+        if let Some((at, views)) = self
+            .inner
+            .superapp_cache
+            .directory
+            .lock()
+            .expect("directory cache")
+            .as_ref()
+            && at.elapsed() < SLUG_CACHE_TTL
+        {
+            return Ok(views.clone());
+        }
         let mut views = Vec::new();
         for app in self.store().miniapps(None).await? {
-            if app.live_version.is_none() {
-                continue;
-            }
-            let view = self.miniapp_view(&app).await?;
-            if category.is_some_and(|category| view.category != category) {
-                continue;
-            }
-            let text = format!(
-                "{} {} {} {}",
-                view.name, view.description, view.seller_name, view.slug
-            )
-            .to_lowercase();
-            if words.iter().all(|word| text.contains(word.as_str())) {
-                views.push(view);
+            if app.live_version.is_some() {
+                views.push(self.miniapp_view(&app).await?);
             }
         }
         views.sort_by_key(|view| view.name.to_lowercase());
+        let views = Arc::new(views);
+        *self
+            .inner
+            .superapp_cache
+            .directory
+            .lock()
+            .expect("directory cache") = Some((Instant::now(), views.clone()));
         Ok(views)
     }
 
