@@ -23,6 +23,10 @@ use crate::{App, Call, CartLine, Done, NewOrder, PayWith, event};
 
 /// How often one customer's launches of one mini-app are written at most.
 const LAUNCH_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How many recently used mini-apps a home remembers.
+const RECENT_MAX: u32 = 12;
+/// How long a customer's home is served from memory; other servers' writes show within it.
+const HOME_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 /// How many lines one payment request may hold.
 const PAYMENT_LINES_MAX: usize = 50;
 const NOTIFICATION_TITLE_CHARS_MAX: usize = 80;
@@ -280,6 +284,7 @@ impl App {
             let mut tx = self.store().write().await?;
             tx.record_launch(app.id, customer, now).await?;
             tx.commit().await?;
+            self.inner.superapp_cache.forget_home(customer);
         }
         Ok(LaunchContext { token, claims })
     }
@@ -462,15 +467,46 @@ impl App {
         limit: u32,
     ) -> Result<Vec<super::MiniAppView>> {
         let (customer, _) = self.authorize_use(call).await?;
+        let home = self.customer_home(customer).await?;
         let directory = self.live_directory().await?;
-        Ok(self
-            .store()
-            .launches_of_user(customer, limit)
-            .await?
+        Ok(home
+            .recent
             .iter()
-            .filter_map(|launch| directory.iter().find(|view| view.id == launch.app_id))
+            .take(limit as usize)
+            .filter_map(|app_id| directory.iter().find(|view| view.id == *app_id))
             .cloned()
             .collect())
+    }
+
+    /// The customer's recent launches and unread count, cached for a moment.
+    async fn customer_home(&self, customer: UserId) -> Result<super::CustomerHome> {
+        let cache = &self.inner.superapp_cache;
+        if let Some((at, home)) = cache.homes.lock().expect("home cache").get(&customer)
+            && at.elapsed() < HOME_CACHE_TTL
+        {
+            return Ok(home.clone());
+        }
+        let recent = self
+            .store()
+            .launches_of_user(customer, RECENT_MAX)
+            .await?
+            .iter()
+            .map(|launch| launch.app_id)
+            .collect();
+        let unread = self
+            .store()
+            .notifications_of_user(customer, 100)
+            .await?
+            .iter()
+            .filter(|record| record.read_at.is_none())
+            .count();
+        let home = super::CustomerHome { recent, unread };
+        let mut homes = cache.homes.lock().expect("home cache");
+        if homes.len() > 100_000 {
+            homes.clear();
+        }
+        homes.insert(customer, (std::time::Instant::now(), home.clone()));
+        Ok(home)
     }
 
     // -------------------------------------------------------------------------------------
@@ -1025,6 +1061,7 @@ impl App {
                 events: Vec::new(),
             };
             self.commit(tx, None, call, done, &()).await?;
+            self.inner.superapp_cache.forget_home(customer);
             Ok(notification.id)
         }
         .await;
@@ -1032,14 +1069,10 @@ impl App {
             .await
     }
 
-    /// How many notifications the customer has not read.
+    /// How many notifications the customer has not read (at most 100 are counted).
     pub async fn unread_notifications(&self, call: &Call<'_>) -> Result<usize> {
         let (customer, _) = self.authorize_use(call).await?;
-        let records = self.store().notifications_of_user(customer, 100).await?;
-        Ok(records
-            .iter()
-            .filter(|record| record.read_at.is_none())
-            .count())
+        Ok(self.customer_home(customer).await?.unread)
     }
 
     /// The customer's inbox, newest first; reading it marks everything read.
@@ -1064,6 +1097,7 @@ impl App {
             tx.mark_notifications_read(customer, Timestamp::now())
                 .await?;
             tx.commit().await?;
+            self.inner.superapp_cache.forget_home(customer);
         }
         Ok(views)
     }

@@ -182,6 +182,16 @@ pub(crate) struct SuperappCache {
     pub(crate) launches: Mutex<HashMap<(MiniAppId, UserId), Instant>>,
     /// Pairwise subjects already remembered in the store.
     pub(crate) subjects: Mutex<std::collections::HashSet<(MiniAppId, UserId)>>,
+    /// Each customer's home: the mini-apps they launched last and their unread notifications.
+    /// Forgotten when this server writes a launch or a notification for them, or reads their inbox.
+    pub(crate) homes: Mutex<HashMap<UserId, (Instant, CustomerHome)>>,
+}
+
+/// What a customer's home page shows besides the directory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CustomerHome {
+    pub(crate) recent: Vec<MiniAppId>,
+    pub(crate) unread: usize,
 }
 
 #[derive(Default)]
@@ -194,6 +204,10 @@ const FILE_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const SLUG_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl SuperappCache {
+    pub(crate) fn forget_home(&self, user: UserId) {
+        self.homes.lock().expect("home cache").remove(&user);
+    }
+
     pub(crate) fn forget_slugs(&self) {
         self.slugs.lock().expect("slug cache").clear();
         *self.directory.lock().expect("directory cache") = None;
