@@ -312,6 +312,16 @@ def main():
             pass
         passed()
 
+        check("launch-expired")
+        # The same, genuine context presented after its expiry: the backend refuses it.
+        claims = jwt.decode(launch_token, jwks)
+        try:
+            claims.validate(now=int(claims["exp"]) + CLOCK_LEEWAY_SECONDS + 1, leeway=CLOCK_LEEWAY_SECONDS)
+            fail("an expired launch context verifies")
+        except JoseError:
+            pass
+        passed()
+
     print(f"oidc-authlib: all {checks} checks passed")
 
 
