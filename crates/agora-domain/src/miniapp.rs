@@ -239,9 +239,6 @@ pub struct Manifest {
     /// Where `/oauth/authorize` may send the customer back with a code: exact matches only.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
-    /// Where Agora posts signed notifications of payments (optional).
-    #[serde(default)]
-    pub webhook_url: Option<String>,
 }
 
 impl Manifest {
@@ -301,9 +298,6 @@ impl Manifest {
                     "may not carry a fragment",
                 ));
             }
-        }
-        if let Some(url) = &self.webhook_url {
-            check_uri("webhook_url", url)?;
         }
         Ok(())
     }
