@@ -141,13 +141,22 @@ pub struct Log {
     pub filter: String,
 }
 
-/// Whether `AGORA_<key>` is a setting. The test suite's `AGORA_TEST_*`, the config file's
+/// Whether `AGORA_<key>` is a setting. The test suite's `AGORA_TEST_*` and
+/// `AGORA_SCREENSHOT_DIR` (where browser tests save their screenshots), the config file's
 /// `AGORA_CONFIG` and the client's `AGORA_HOME`, `AGORA_PROFILE`, `AGORA_SERVER` and
 /// `AGORA_TOKEN` are not, and must not be refused as unknown settings.
 fn is_setting_variable(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     !key.starts_with("test_")
-        && !["config", "home", "profile", "server", "token"].contains(&key.as_str())
+        && ![
+            "config",
+            "home",
+            "profile",
+            "server",
+            "token",
+            "screenshot_dir",
+        ]
+        .contains(&key.as_str())
 }
 
 impl Config {
@@ -371,6 +380,7 @@ mod tests {
             "PROFILE",
             "SERVER",
             "TOKEN",
+            "SCREENSHOT_DIR",
         ] {
             assert!(!is_setting_variable(key), "{key}");
         }
