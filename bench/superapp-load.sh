@@ -93,8 +93,9 @@ for _ in $(seq 1 "$TOKEN_CODES"); do
         "$BASE/oauth/authorize?response_type=code&client_id=$CLIENT_ID&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&scope=openid%20profile&code_challenge=$CHALLENGE&code_challenge_method=S256" \
         | sed -n 's/.*[?&]code=\([0-9a-f]*\).*/\1/p' >>"$WORK/codes"
 done
-# Each wrk thread takes every THREADS-th code, so no code is sent twice; once a thread has used
-# its share it sends a spent code, which the endpoint refuses (counted as non-2xx, not as exchanged).
+# Each wrk thread takes every THREADS-th code, newest first (codes live code_ttl_seconds, and
+# minting thousands takes a while), so no code is sent twice; once a thread has used its share it
+# sends a spent code, which the endpoint refuses (counted as non-2xx, not as exchanged).
 cat >"$WORK/token.lua" <<EOF
 local codes = {}
 for line in io.lines("$WORK/codes") do codes[#codes + 1] = line end
@@ -104,11 +105,11 @@ function setup(thread)
   counter = counter + 1
 end
 function init(args)
-  next_index = id
+  next_index = #codes - id + 1
 end
 function request()
-  local code = codes[next_index] or codes[1]
-  next_index = next_index + $THREADS
+  local code = codes[next_index] or codes[#codes]
+  next_index = next_index - $THREADS
   local body = "grant_type=authorization_code&code=" .. code ..
     "&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&code_verifier=$VERIFIER" ..
     "&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET"
