@@ -245,6 +245,17 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response
     })
 }
 
+/// A bridge request that changes something: the session, checked with its CSRF header, and the
+/// JSON body.
+async fn bridge_change<T: serde::de::DeserializeOwned>(
+    state: &ServerState,
+    request: Request,
+) -> Result<(PortalSession, T), Response> {
+    let session = bridge_session(state, request.headers(), true).await?;
+    let (_, bytes) = read_body(request).await?;
+    Ok((session, json_body(&bytes)?))
+}
+
 async fn read_body(request: Request) -> Result<(HeaderMap, axum::body::Bytes), Response> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
@@ -390,16 +401,8 @@ pub(super) async fn grant(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let session = match bridge_session(&state, request.headers(), true).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let (_, bytes) = match read_body(request).await {
+    let (session, input): (_, GrantInput) = match bridge_change(&state, request).await {
         Ok(read) => read,
-        Err(response) => return response,
-    };
-    let input: GrantInput = match json_body(&bytes) {
-        Ok(input) => input,
         Err(response) => return response,
     };
     let call = agora_app::Call::new(&session.actor, request_id);
@@ -419,16 +422,8 @@ pub(super) async fn create_payment(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let session = match bridge_session(&state, request.headers(), true).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let (_, bytes) = match read_body(request).await {
+    let (session, input): (_, NewPaymentRequest) = match bridge_change(&state, request).await {
         Ok(read) => read,
-        Err(response) => return response,
-    };
-    let input: NewPaymentRequest = match json_body(&bytes) {
-        Ok(input) => input,
         Err(response) => return response,
     };
     let call = agora_app::Call::new(&session.actor, request_id);
@@ -476,16 +471,8 @@ pub(super) async fn confirm_payment(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let session = match bridge_session(&state, request.headers(), true).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let (_, bytes) = match read_body(request).await {
+    let (session, input): (_, ConfirmInput) = match bridge_change(&state, request).await {
         Ok(read) => read,
-        Err(response) => return response,
-    };
-    let input: ConfirmInput = match json_body(&bytes) {
-        Ok(input) => input,
         Err(response) => return response,
     };
     let call = agora_app::Call::new(&session.actor, request_id);
@@ -534,16 +521,8 @@ pub(super) async fn notify(
     request: Request,
 ) -> Response {
     let request_id = request_id(request.extensions());
-    let session = match bridge_session(&state, request.headers(), true).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let (_, bytes) = match read_body(request).await {
+    let (session, input): (_, NotifyInput) = match bridge_change(&state, request).await {
         Ok(read) => read,
-        Err(response) => return response,
-    };
-    let input: NotifyInput = match json_body(&bytes) {
-        Ok(input) => input,
         Err(response) => return response,
     };
     let call = agora_app::Call::new(&session.actor, request_id);
