@@ -281,9 +281,7 @@ impl App {
             };
             let mut tx = self.store().write().await?;
             tx.insert_miniapp(&app).await?;
-            let (version, live) = self
-                .insert_version(&mut tx, &app, 1, &bundle, call, now)
-                .await?;
+            let (version, live) = self.insert_version(&mut tx, &app, 1, &bundle, now).await?;
             if live {
                 tx.update_miniapp(app.id, &app.name, &app.category, Some(1), now)
                     .await?;
@@ -344,7 +342,7 @@ impl App {
                 .ok_or_else(|| Error::not_found(format!("mini-app {app_id}")))?;
             let number = tx.latest_miniapp_version(app_id).await? + 1;
             let (version, live) = self
-                .insert_version(&mut tx, &app, number, &bundle, call, now)
+                .insert_version(&mut tx, &app, number, &bundle, now)
                 .await?;
             let live_version = if live { Some(number) } else { app.live_version };
             tx.update_miniapp(
@@ -400,7 +398,6 @@ impl App {
         app: &MiniAppRecord,
         number: i64,
         bundle: &Bundle,
-        call: &Call<'_>,
         now: Timestamp,
     ) -> Result<(MiniAppVersionRecord, bool)> {
         let auto = self.superapp().auto_approve;
@@ -424,7 +421,6 @@ impl App {
         for file in &bundle.files {
             tx.insert_miniapp_file(app.id, number, file).await?;
         }
-        let _ = call;
         Ok((version, auto))
     }
 

@@ -324,7 +324,7 @@ impl App {
             })
             .unwrap_or_default();
         if checked.scopes.is_subset(&granted) {
-            return self.issue_code(call, customer, &checked).await;
+            return self.issue_code(customer, &checked).await;
         }
         let seller_name = self
             .store()
@@ -367,7 +367,7 @@ impl App {
         }
         self.grant_now(call, &resource, customer, &checked.app, &checked.scopes)
             .await?;
-        self.issue_code(call, customer, &checked).await
+        self.issue_code(customer, &checked).await
     }
 
     fn customer_of_call(&self, call: &Call<'_>) -> Result<UserId> {
@@ -378,7 +378,6 @@ impl App {
 
     async fn issue_code(
         &self,
-        _call: &Call<'_>,
         customer: UserId,
         checked: &Checked,
     ) -> std::result::Result<AuthorizeStep, OidcError> {
