@@ -78,8 +78,8 @@ pub use queries::{
 pub use secrets::InstanceKey;
 pub use superapp::{
     ConsentScope, ConsentView, GrantView, LaunchContext, MiniAppFiguresView, MiniAppVersionView,
-    MiniAppView, NewPaymentRequest, NotificationView, PaymentLine, PaymentRequestView,
-    RegisteredMiniApp, ReviewDecision, SuperappOptions,
+    MiniAppView, NewPaymentRequest, NotificationView, PAYING_LEASE_SECONDS, PaymentLine,
+    PaymentLineInput, PaymentRequestView, RegisteredMiniApp, ReviewDecision, SuperappOptions,
 };
 pub use superapp::{LiveApp, ServedFile};
 

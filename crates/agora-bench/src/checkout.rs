@@ -270,6 +270,7 @@ fn checkout_request(
     let body = serde_json::to_string(&NewOrder {
         lines,
         pay_with: PayWith::Wallet,
+        expected_total: None,
     })?;
     let uris: Vec<Uri> = customers
         .iter()

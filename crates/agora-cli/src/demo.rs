@@ -425,6 +425,7 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
                     },
                 ],
                 pay_with: PayWith::Wallet,
+                expected_total: None,
             },
         )
         .await?
@@ -474,6 +475,7 @@ async fn seed_market(app: &App) -> Result<String, Failure> {
                 pay_with: PayWith::Card {
                     token: "tok_visa".into(),
                 },
+                expected_total: None,
             },
         )
         .await?

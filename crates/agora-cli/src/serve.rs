@@ -183,6 +183,7 @@ pub async fn serve(
     app.resume_market()
         .await
         .context("cannot finish the marketplace steps interrupted by the last stop")?;
+    settle_interrupted_payments(&app).await;
     let checkpoints = spawn_checkpoints(app.clone(), config.audit.checkpoint_interval_seconds);
     let market = spawn_market_housekeeping(
         app.clone(),
@@ -247,6 +248,7 @@ fn spawn_market_housekeeping(
                 Ok(forgotten) => tracing::info!(forgotten, "forgot expired idempotency keys"),
                 Err(error) => tracing::warn!(%error, "could not forget expired idempotency keys"),
             }
+            settle_interrupted_payments(&app).await;
             match app.expire_protocols(&call, now).await {
                 Ok(0) => {}
                 Ok(expired) => tracing::info!(
@@ -284,6 +286,20 @@ fn spawn_market_housekeeping(
             }
         }
     })
+}
+
+/// Settles mini-app payment requests whose confirmation a crash interrupted (see
+/// [`App::resume_payment_requests`]); one whose lease is still young waits for the next round.
+async fn settle_interrupted_payments(app: &App) {
+    let now = agora_domain::Timestamp::now();
+    let stale_before = agora_domain::Timestamp::from_micros(
+        now.as_micros() - agora_app::PAYING_LEASE_SECONDS * 1_000_000,
+    );
+    match app.resume_payment_requests(stale_before).await {
+        Ok(0) => {}
+        Ok(settled) => tracing::warn!(settled, "settled interrupted mini-app payments"),
+        Err(error) => tracing::warn!(%error, "could not settle interrupted mini-app payments"),
+    }
 }
 
 async fn forget_idempotency_keys(

@@ -103,7 +103,7 @@ pub struct PaymentRequestRecord {
     pub doc_json: String,
     pub amount: i64,
     pub currency: String,
-    /// `pending`, `paid`, `cancelled` or `expired`.
+    /// `pending`, `paying` (with `order_id` chosen), `paid`, `cancelled` or `expired`.
     pub state: String,
     pub order_id: Option<OrderId>,
     pub notification: Option<String>,
@@ -505,6 +505,25 @@ impl Store {
         rows.iter().map(payment_from_row).collect()
     }
 
+    /// Payment requests being paid since before `before`: confirmations that may have been
+    /// interrupted, oldest first.
+    pub async fn stale_paying_requests(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PaymentRequestRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payment_requests WHERE state = 'paying' AND paying_since_us < $1 \
+             ORDER BY paying_since_us LIMIT $2"
+        ))
+        .bind(before.as_micros())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
     /// The customer a mini-app's pairwise subject id stands for.
     pub async fn subject_user(&self, app_id: MiniAppId, subject: &str) -> Result<Option<UserId>> {
         let row =
@@ -860,21 +879,39 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Moves a payment request from `from` to `to` (no outcome yet); `false` if it was not in `from`.
-    pub async fn move_payment_request(
+    /// Starts paying a pending payment request with the order `order_id` (not placed yet), as of
+    /// `at`; `false` if the request was not pending.
+    pub async fn start_paying(
         &mut self,
         id: PaymentRequestId,
-        from: &str,
-        to: &str,
+        order_id: OrderId,
+        at: Timestamp,
     ) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE payment_requests SET state = $3 WHERE id = $1 AND state = $2")
-                .bind(id.to_string())
-                .bind(from)
-                .bind(to)
-                .execute(self.conn())
-                .await
-                .map_err(db_error)?;
+        let done = sqlx::query(
+            "UPDATE payment_requests SET state = 'paying', order_id = $2, paying_since_us = $3 \
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id.to_string())
+        .bind(order_id.to_string())
+        .bind(at.as_micros())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a payment request paid with `order_id` back to pending: that order was never placed.
+    /// `false` if the request is no longer being paid with it.
+    pub async fn stop_paying(&mut self, id: PaymentRequestId, order_id: OrderId) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE payment_requests SET state = 'pending', order_id = NULL, paying_since_us = NULL \
+             WHERE id = $1 AND state = 'paying' AND order_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(order_id.to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
     }
 

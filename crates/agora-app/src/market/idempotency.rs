@@ -74,7 +74,7 @@ impl App {
 }
 
 /// Whether an error is a refusal decided before any money moved or any state was kept.
-fn left_nothing(error: &Error) -> bool {
+pub(crate) fn left_nothing(error: &Error) -> bool {
     match error {
         Error::Invalid { .. }
         | Error::Unauthenticated(_)

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 use crate::App;
 
+pub(crate) use idempotency::left_nothing;
 pub use orders::{
     CartLine, NewCommissionRule, NewOrder, NewPayout, NewRefund, OrderView, PayWith, PayoutRun,
     RevenueView, SANDBOX_PROVIDER, SellerBalance, WalletView,

@@ -94,6 +94,11 @@ pub enum PayWith {
 pub struct NewOrder {
     pub lines: Vec<CartLine>,
     pub pay_with: PayWith,
+    /// The total, in minor units, the customer was shown. When set, the checkout is refused
+    /// (409, nothing kept) if the listings' prices now make another total, so that what is paid is
+    /// always what was confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_total: Option<i64>,
 }
 
 /// An order as the API shows it.
@@ -456,12 +461,25 @@ impl App {
         customer: UserId,
         input: NewOrder,
     ) -> Result<OrderView> {
+        self.place_order_as(call, customer, input, OrderId::new())
+            .await
+    }
+
+    /// [`App::place_order`] under an id chosen beforehand, so that a caller that records the id
+    /// first can later tell whether the order was placed.
+    pub(crate) async fn place_order_as(
+        &self,
+        call: &Call<'_>,
+        customer: UserId,
+        input: NewOrder,
+        order_id: OrderId,
+    ) -> Result<OrderView> {
         let request = serde_json::json!({ "customer": customer, "order": &input });
         self.once(
             call,
             Action::OrderPlace,
             &request,
-            self.place_order_now(call, customer, input),
+            self.place_order_now(call, customer, input, order_id),
         )
         .await
     }
@@ -471,13 +489,13 @@ impl App {
         call: &Call<'_>,
         customer: UserId,
         input: NewOrder,
+        order_id: OrderId,
     ) -> Result<OrderView> {
         let resource = Resource::Customer(customer);
         self.authorize(call, Action::OrderPlace, &resource, &Context::default())
             .await?;
         let _guard = self.market_lock().await?;
         let now = Timestamp::now();
-        let order_id = OrderId::new();
         let prepared = self.prepare_order(order_id, customer, &input, now).await;
         let order = self
             .audited(call, Action::OrderPlace, &resource, prepared)
@@ -634,7 +652,7 @@ impl App {
                 refund_policy: settings.refund_policy,
             });
         }
-        order::place(
+        let order = order::place(
             PlaceOrder {
                 id: order_id,
                 customer,
@@ -642,7 +660,15 @@ impl App {
             },
             &rules,
             now,
-        )
+        )?;
+        match input.expected_total {
+            Some(expected) if expected != order.total => Err(Error::Conflict(format!(
+                "the prices changed: this order now totals {}, not the {} confirmed; nothing was paid, look at the new total and confirm again",
+                order.currency.format(order.total),
+                order.currency.format(expected)
+            ))),
+            _ => Ok(order),
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -745,6 +771,14 @@ impl App {
             .await?
             .ok_or_else(|| Error::not_found(format!("order {order_id}")))?;
         parse(&doc.body, ORDER)
+    }
+
+    /// Whether the order `order_id` was placed and paid.
+    pub(crate) async fn paid_order_exists(&self, order_id: OrderId) -> Result<bool> {
+        match self.store().document(ORDER, &order_id.to_string()).await? {
+            Some(doc) => Ok(parse::<Order>(&doc.body, ORDER)?.payment.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// Loads an order and authorizes `action` on it; a refusal is audited.

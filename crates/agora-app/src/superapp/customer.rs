@@ -19,6 +19,11 @@ use agora_store::{GrantRecord, MiniAppRecord, NotificationRecord, PaymentRequest
 use serde::{Deserialize, Serialize};
 
 use super::{jws, pairwise_subject, stored_scopes};
+
+/// How long a confirmation may hold a payment request `paying` before it is presumed
+/// interrupted and settled by [`App::resume_payment_requests`]. Placing an order takes
+/// milliseconds; the lease only has to outlast a slow database.
+pub const PAYING_LEASE_SECONDS: i64 = 60;
 use crate::{App, Call, CartLine, Done, NewOrder, PayWith, event};
 
 /// How often one customer's launches of one mini-app are written at most.
@@ -766,71 +771,49 @@ impl App {
             }
             let doc: PaymentDoc = serde_json::from_str(&record.doc_json)
                 .map_err(|e| Error::Internal(format!("payment request: {e}")))?;
-            // The price may have changed since the request: pay only what the cashier showed.
-            let inputs: Vec<PaymentLineInput> = doc
-                .lines
-                .iter()
-                .map(|line| PaymentLineInput {
-                    listing_id: line.listing_id,
-                    quantity: line.quantity,
-                    slot_id: line.slot_id,
-                })
-                .collect();
-            let (_, amount_now, currency_now) = self.price_lines(record.seller, &inputs).await?;
-            if amount_now != record.amount || currency_now.code() != record.currency {
-                return Err(Error::Conflict(format!(
-                    "the seller changed its prices since this payment was requested ({} now); nothing was paid, ask the mini-app again",
-                    currency_now.format(amount_now)
-                )));
-            }
+            // The order's id is chosen and recorded first, so that a confirmation a crash
+            // interrupts can be settled from whether that order exists.
+            let order_id = OrderId::new();
             let mut tx = self.store().write().await?;
-            if !tx.move_payment_request(id, "pending", "paying").await? {
+            if !tx.start_paying(id, order_id, Timestamp::now()).await? {
                 return Err(Error::Conflict(format!(
                     "payment request {id} is being paid or was decided already"
                 )));
             }
             tx.commit().await?;
-            let key = format!("payment-request:{id}");
+            let key = format!("payment-request:{id}:{order_id}");
             let order_call = Call {
                 idempotency_key: Some(&key),
                 ..*call
             };
-            let placed = self
-                .place_order(
-                    &order_call,
-                    customer,
-                    NewOrder {
-                        lines: inputs
-                            .iter()
-                            .map(|line| CartLine {
-                                listing_id: line.listing_id,
-                                quantity: line.quantity,
-                                slot_id: line.slot_id,
-                            })
-                            .collect(),
-                        pay_with: PayWith::Wallet,
-                    },
-                )
-                .await;
-            match placed {
-                Ok(order) if order.order.total == record.amount => {
-                    self.finish_payment(&record, "paying", "paid", Some(order.order.id))
-                        .await?;
-                }
-                Ok(order) => {
-                    // Cannot happen while prices are checked just before; never paper over it.
-                    tracing::error!(request = %id, order = %order.order.id, "an order's total differs from its payment request");
-                    return Err(Error::Internal(format!(
-                        "order {} totals {} but payment request {id} asked {}",
-                        order.order.id, order.order.total, record.amount
-                    )));
-                }
-                Err(error) => {
+            let new_order = NewOrder {
+                lines: doc
+                    .lines
+                    .iter()
+                    .map(|line| CartLine {
+                        listing_id: line.listing_id,
+                        quantity: line.quantity,
+                        slot_id: line.slot_id,
+                    })
+                    .collect(),
+                pay_with: PayWith::Wallet,
+                // The prices are checked where the order is priced: what is paid is what was shown.
+                expected_total: Some(record.amount),
+            };
+            match self
+                .place_order_as(&order_call, customer, new_order, order_id)
+                .await
+            {
+                Ok(_) => self.settle_paid(&record, order_id).await?,
+                Err(error) if crate::market::left_nothing(&error) => {
                     let mut tx = self.store().write().await?;
-                    tx.move_payment_request(id, "paying", "pending").await?;
+                    tx.stop_paying(id, order_id).await?;
                     tx.commit().await?;
                     return Err(error);
                 }
+                // The order's step may still finish when the marketplace resumes: the request
+                // stays `paying` until [`App::resume_payment_requests`] settles it.
+                Err(error) => return Err(error),
             }
             let record = self
                 .store()
@@ -873,6 +856,63 @@ impl App {
         .await;
         self.audited(call, Action::MiniAppUse, &resource, result)
             .await
+    }
+
+    /// Records a payment request as paid by its order. Should a stale-lease settlement have
+    /// given it back to pending meanwhile, the order that was placed still wins.
+    async fn settle_paid(&self, record: &PaymentRequestRecord, order_id: OrderId) -> Result<()> {
+        if self
+            .finish_payment(record, "paying", "paid", Some(order_id))
+            .await?
+            || self
+                .finish_payment(record, "pending", "paid", Some(order_id))
+                .await?
+        {
+            return Ok(());
+        }
+        tracing::error!(request = %record.id, order = %order_id, "a payment request was decided otherwise while its order was placed");
+        Err(Error::Conflict(format!(
+            "payment request {} was decided while order {order_id} was placed; the order stands",
+            record.id
+        )))
+    }
+
+    /// Settles payment requests whose confirmation was interrupted (a crash, a lost database
+    /// connection) and has held its lease since before `stale_before`: paid if the order it was
+    /// paying with was placed and paid, back to pending otherwise, so the customer can confirm
+    /// again. The marketplace's interrupted steps are finished first. The server calls it at
+    /// start-up and periodically with a lease of [`PAYING_LEASE_SECONDS`]. Returns how many it
+    /// settled.
+    pub async fn resume_payment_requests(&self, stale_before: Timestamp) -> Result<usize> {
+        self.resume_market().await?;
+        let mut settled = 0;
+        for record in self
+            .store()
+            .stale_paying_requests(stale_before, 500)
+            .await?
+        {
+            let Some(order_id) = record.order_id else {
+                return Err(Error::Internal(format!(
+                    "payment request {} is paying without an order",
+                    record.id
+                )));
+            };
+            let placed = {
+                // Under the marketplace's lock no order of this process is half placed.
+                let _guard = self.market_lock().await?;
+                self.paid_order_exists(order_id).await?
+            };
+            if placed {
+                self.settle_paid(&record, order_id).await?;
+            } else {
+                let mut tx = self.store().write().await?;
+                tx.stop_paying(record.id, order_id).await?;
+                tx.commit().await?;
+            }
+            tracing::warn!(request = %record.id, order = %order_id, placed, "settled a payment request whose confirmation was interrupted");
+            settled += 1;
+        }
+        Ok(settled)
     }
 
     /// Decides a payment request and signs the notification its partner reads.

@@ -31,7 +31,7 @@ use crate::{App, Call, Done, event};
 pub use bundle::{Bundle, zip_files};
 pub use customer::{
     ConsentScope, ConsentView, GrantView, LaunchContext, NewPaymentRequest, NotificationView,
-    PaymentLine, PaymentRequestView,
+    PAYING_LEASE_SECONDS, PaymentLine, PaymentLineInput, PaymentRequestView,
 };
 pub use jws::{jwk_thumbprint_kid, verify_jws};
 pub use oidc::{

@@ -7,3 +7,4 @@ mod ledger_writer;
 mod loyalty;
 mod market;
 mod market_crash;
+mod payment_crash;

@@ -197,6 +197,7 @@ async fn an_order_paid_refunded_in_part_and_paid_out_leaves_balances_a_reader_ca
                         },
                     ],
                     pay_with: PayWith::Wallet,
+                    expected_total: None,
                 },
             )
             .await
@@ -372,6 +373,7 @@ async fn refusals_change_nothing_and_card_notifications_count_once_whatever_thei
                 slot_id: None,
             }],
             pay_with,
+            expected_total: None,
         };
 
         // An empty wallet cannot pay: no order, no stock taken, no money moved.
@@ -423,6 +425,26 @@ async fn refusals_change_nothing_and_card_notifications_count_once_whatever_thei
             matches!(declined, Err(Error::Forbidden { .. })),
             "{declined:?}"
         );
+        // A total other than the one the customer confirmed: refused, naming the new total.
+        let repriced = app
+            .place_order(
+                &call(me),
+                market.customer_id,
+                NewOrder {
+                    expected_total: Some(1_000),
+                    ..cart(
+                        1,
+                        PayWith::Card {
+                            token: "tok_visa".into(),
+                        },
+                    )
+                },
+            )
+            .await;
+        match &repriced {
+            Err(Error::Conflict(message)) => assert!(message.contains("12.50"), "{message}"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             app.store().listing(milk).await.unwrap().unwrap().kind,
             ListingKind::Product { stock: Some(2) }
@@ -546,6 +568,7 @@ async fn a_checkout_retried_with_its_idempotency_key_answers_the_first_order_and
                 slot_id: None,
             }],
             pay_with: PayWith::Wallet,
+            expected_total: None,
         };
         let keyed = |actor, key| call(actor).with_idempotency_key(Some(key));
 
@@ -650,6 +673,7 @@ async fn a_seller_acts_on_its_own_part_of_a_shared_order_and_never_on_another_se
                         },
                     ],
                     pay_with: PayWith::Wallet,
+                    expected_total: None,
                 },
             )
             .await

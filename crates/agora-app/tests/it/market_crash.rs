@@ -313,6 +313,7 @@ fn market_crash_child_trades_until_killed() {
                                     slot_id: None,
                                 }],
                                 pay_with: PayWith::Wallet,
+                                expected_total: None,
                             },
                         )
                         .await;

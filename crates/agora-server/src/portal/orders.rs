@@ -199,6 +199,7 @@ impl BuyForm {
                 slot_id,
             }],
             pay_with,
+            expected_total: None,
         })
     }
 }
