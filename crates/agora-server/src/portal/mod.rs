@@ -209,7 +209,22 @@ pub fn routes() -> Router<ServerState> {
             axum::routing::post(superapp::revoke_grant),
         )
         .route("/notifications", get(superapp::notifications_page))
-        .route("/console/apps", get(superapp::console_page))
+        .route(
+            "/console/apps",
+            get(superapp::console_page).merge(
+                axum::routing::post(superapp::console_register)
+                    .layer(axum::extract::DefaultBodyLimit::disable()),
+            ),
+        )
+        .route(
+            "/console/apps/{app_id}/versions",
+            axum::routing::post(superapp::console_upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/console/apps/{app_id}/live",
+            axum::routing::post(superapp::console_live),
+        )
         .route("/operator/apps", get(superapp::operator_apps_page))
         .route(
             "/operator/apps/{app_id}/versions/{version}/review",

@@ -11,7 +11,7 @@ use agora_domain::miniapp::{AppCategory, parse_scopes};
 use agora_domain::{Error, GrantId, MiniAppId, PaymentRequestId};
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -666,15 +666,46 @@ struct ConsolePage {
     org_id: String,
     apps: Vec<ConsoleApp>,
     public_url: String,
+    bundle_bytes_max: u64,
+    /// What the last form did, or why it was refused.
+    notice: Option<String>,
+    alert: Option<String>,
+    /// A mini-app just registered, with its client secret, shown this once.
+    registered: Option<RegisteredNotice>,
+}
+
+pub(super) struct RegisteredNotice {
+    name: String,
+    client_id: String,
+    client_secret: String,
 }
 
 /// `/console/apps`: the organisation's mini-apps, versions and review, installs, active users
-/// and payments received.
+/// and payments received; forms to register a mini-app, upload a version and choose the live one.
 pub(super) async fn console_page(State(state): State<ServerState>, request: Request) -> Response {
     let session = match session(&state, request.headers()).await {
         Ok(session) => session,
         Err(response) => return response,
     };
+    console(
+        &state,
+        &session,
+        request_id(request.extensions()),
+        StatusCode::OK,
+        None,
+        None,
+    )
+    .await
+}
+
+async fn console(
+    state: &ServerState,
+    session: &PortalSession,
+    request_id: agora_domain::RequestId,
+    status: StatusCode,
+    message: Option<Result<String, String>>,
+    registered: Option<RegisteredNotice>,
+) -> Response {
     let Some(acting) = session.actor.acting else {
         return crate::ApiError::new(Error::forbidden(
             "portal-partner",
@@ -682,12 +713,12 @@ pub(super) async fn console_page(State(state): State<ServerState>, request: Requ
         ))
         .into_response();
     };
-    let call = agora_app::Call::new(&session.actor, request_id(request.extensions()));
+    let call = agora_app::Call::new(&session.actor, request_id);
     match state.app.org_miniapps(&call, acting.org_id).await {
         Ok(apps) => page(
-            StatusCode::OK,
+            status,
             &ConsolePage {
-                nav: Nav::new(&session, "console"),
+                nav: Nav::new(session, "console"),
                 org_id: acting.org_id.to_string(),
                 apps: apps
                     .into_iter()
@@ -698,9 +729,243 @@ pub(super) async fn console_page(State(state): State<ServerState>, request: Requ
                     })
                     .collect(),
                 public_url: state.app.config().public_url.clone(),
+                bundle_bytes_max: state.app.config().superapp.bundle_bytes_max,
+                notice: message.clone().and_then(Result::ok),
+                alert: message.and_then(Result::err),
+                registered,
             },
         ),
         Err(error) => crate::ApiError::new(error).into_response(),
+    }
+}
+
+/// What the console's upload forms post: `multipart/form-data` with `csrf_token` and `bundle`
+/// (a zip, or a manifest with an external entry as JSON).
+struct UploadForm {
+    bundle: Vec<u8>,
+    is_zip: bool,
+}
+
+/// Reads an upload form within `superapp.bundle_bytes_max` (plus room for the form's own
+/// fields) and checks its CSRF token.
+async fn upload_form(
+    state: &ServerState,
+    request: Request,
+) -> Result<(PortalSession, UploadForm), Response> {
+    let session = session(state, request.headers()).await?;
+    let request_id = request_id(request.extensions());
+    let refuse = |alert: String| {
+        let state = state.clone();
+        let session = session.clone();
+        async move {
+            Err(console(
+                &state,
+                &session,
+                request_id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Err(alert)),
+                None,
+            )
+            .await)
+        }
+    };
+    let max = state.app.config().superapp.bundle_bytes_max;
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(max.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return refuse(format!(
+            "The file is larger than {max} bytes, the most this instance accepts (superapp.bundle_bytes_max)."
+        ))
+        .await;
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let Ok(mut multipart) = axum::extract::Multipart::from_request(request, state).await else {
+        return refuse("The form did not arrive whole; choose the file and send it again.".into())
+            .await;
+    };
+    let mut csrf = None;
+    let mut bundle = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => {
+                return refuse(
+                    "The form did not arrive whole; choose the file and send it again.".into(),
+                )
+                .await;
+            }
+        };
+        match field.name() {
+            Some("csrf_token") => csrf = field.text().await.ok(),
+            Some("bundle") => {
+                let file_name = field.file_name().unwrap_or_default().to_ascii_lowercase();
+                let content_type = field.content_type().unwrap_or_default().to_owned();
+                let is_zip = !(file_name.ends_with(".json") || content_type == "application/json");
+                bundle = field
+                    .bytes()
+                    .await
+                    .ok()
+                    .map(|bytes| (bytes.to_vec(), is_zip));
+            }
+            _ => {}
+        }
+    }
+    if !csrf.is_some_and(|token| {
+        super::hashes_equal(token.as_bytes(), session.record.csrf_token.as_bytes())
+    }) {
+        return Err(super::csrf_refused());
+    }
+    match bundle {
+        Some((bundle, is_zip)) if !bundle.is_empty() => {
+            Ok((session, UploadForm { bundle, is_zip }))
+        }
+        _ => {
+            refuse("Choose a bundle (a .zip with manifest.json at its root) to upload.".into())
+                .await
+        }
+    }
+}
+
+/// The console's answer to a refused form: the page again, with the reason.
+async fn console_refusal(
+    state: &ServerState,
+    session: &PortalSession,
+    request_id: agora_domain::RequestId,
+    error: Error,
+) -> Response {
+    let status = match &error {
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let alert = match &error {
+        Error::NotFound { what } => Some(format!("There is no {what}.")),
+        _ => alert_text(&error),
+    };
+    match alert {
+        Some(alert) => console(state, session, request_id, status, Some(Err(alert)), None).await,
+        None => crate::ApiError::new(error)
+            .with_request_id(request_id)
+            .into_response(),
+    }
+}
+
+/// `POST /console/apps`: registers a mini-app from its first bundle and shows its client
+/// secret, this once.
+pub(super) async fn console_register(
+    State(state): State<ServerState>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(request.extensions());
+    let (session, form) = match upload_form(&state, request).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let Some(acting) = session.actor.acting else {
+        return crate::ApiError::new(Error::forbidden(
+            "portal-partner",
+            "the console is for people acting for a partner organisation",
+        ))
+        .into_response();
+    };
+    let call = agora_app::Call::new(&session.actor, request_id);
+    match state
+        .app
+        .register_miniapp(&call, acting.org_id, &form.bundle, form.is_zip)
+        .await
+    {
+        Ok(registered) => {
+            let alert = format!(
+                "Registered {} (version 1 is {}).",
+                registered.app.name, registered.version.state
+            );
+            console(
+                &state,
+                &session,
+                request_id,
+                StatusCode::CREATED,
+                Some(Ok(alert)),
+                Some(RegisteredNotice {
+                    name: registered.app.name.clone(),
+                    client_id: registered.app.id.to_string(),
+                    client_secret: registered.client_secret,
+                }),
+            )
+            .await
+        }
+        Err(error) => console_refusal(&state, &session, request_id, error).await,
+    }
+}
+
+/// `POST /console/apps/{app_id}/versions`: uploads a new version of a mini-app.
+pub(super) async fn console_upload(
+    State(state): State<ServerState>,
+    Path(app_id): Path<String>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(request.extensions());
+    let (session, form) = match upload_form(&state, request).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let call = agora_app::Call::new(&session.actor, request_id);
+    let uploaded = async {
+        let app_id: MiniAppId = app_id.parse()?;
+        state
+            .app
+            .upload_miniapp_version(&call, app_id, &form.bundle, form.is_zip)
+            .await
+    }
+    .await;
+    match uploaded {
+        Ok(version) => {
+            let alert = format!("Uploaded version {}: {}.", version.version, version.state);
+            console(
+                &state,
+                &session,
+                request_id,
+                StatusCode::CREATED,
+                Some(Ok(alert)),
+                None,
+            )
+            .await
+        }
+        Err(error) => console_refusal(&state, &session, request_id, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct LiveForm {
+    csrf_token: String,
+    version: i64,
+}
+portal_form!(LiveForm, super::incomplete("live version form"));
+
+/// `POST /console/apps/{app_id}/live`: serves an approved version again (a rollback).
+pub(super) async fn console_live(
+    State(state): State<ServerState>,
+    Path(app_id): Path<String>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(request.extensions());
+    let (session, form): (_, LiveForm) = match signed_in_form(&state, request).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let call = agora_app::Call::new(&session.actor, request_id);
+    let result = async {
+        let app_id: MiniAppId = app_id.parse()?;
+        state
+            .app
+            .rollback_miniapp(&call, app_id, form.version)
+            .await
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/console/apps").into_response(),
+        Err(error) => console_refusal(&state, &session, request_id, error).await,
     }
 }
 

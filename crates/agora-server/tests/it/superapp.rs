@@ -919,6 +919,181 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
     }
 }
 
+/// A `multipart/form-data` body as a browser sends the console's upload form.
+fn upload_form(csrf_token: &str, file_name: &str, bundle: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----agora-test-boundary-7d93";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf_token}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"bundle\"; filename=\"{file_name}\"\r\n\
+         Content-Type: application/zip\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bundle);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_upload(
+    api: &TestApi,
+    visitor: &Visitor<'_>,
+    path: &str,
+    csrf_token: &str,
+    bundle: &[u8],
+) -> (StatusCode, String) {
+    let (content_type, body) = upload_form(csrf_token, "app.zip", bundle);
+    let response = api
+        .client
+        .post(format!("{}{path}", api.url))
+        .header(
+            "cookie",
+            format!("agora_session={}", visitor.session_secret),
+        )
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_registers_uploads_and_serves_an_older_version_from_the_console() {
+    for backend in backends() {
+        let api = TestApi::start(backend).await;
+        let bakery: agora_domain::OrgId = api.partner("Console Bakery").await.parse().unwrap();
+        add_member(&api, bakery, "owner@consolebakery.example", Role::Owner).await;
+        let owner =
+            Visitor::sign_in(&api, "owner@consolebakery.example", "the right password").await;
+        let page = owner.get("/console/apps").await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("Register a mini-app"), "{}", page.html);
+        assert!(page.html.contains("No mini-app yet."));
+
+        // A form from elsewhere, a broken zip and an empty form are refused; nothing registered.
+        let (status, _) =
+            post_upload(&api, &owner, "/console/apps", "forged", &bundle("bakery")).await;
+        assert_eq!(status, 403);
+        let (status, html) = post_upload(
+            &api,
+            &owner,
+            "/console/apps",
+            &owner.csrf_token,
+            b"PK not a zip",
+        )
+        .await;
+        assert_eq!(status, 422, "{html}");
+        assert!(html.contains("role=\"alert\""), "{html}");
+        let (status, html) =
+            post_upload(&api, &owner, "/console/apps", &owner.csrf_token, b"").await;
+        assert_eq!(status, 422, "{html}");
+        assert!(html.contains("Choose a bundle"), "{html}");
+        let too_big = vec![b'x'; 5 * 1024 * 1024 + 70 * 1024];
+        let (status, html) =
+            post_upload(&api, &owner, "/console/apps", &owner.csrf_token, &too_big).await;
+        assert_eq!(status, 422, "{html}");
+        assert!(html.contains("superapp.bundle_bytes_max"), "{html}");
+        assert!(
+            owner
+                .get("/console/apps")
+                .await
+                .html
+                .contains("No mini-app yet.")
+        );
+
+        // Registered: the client secret is shown once, and it is the one the token endpoint takes.
+        let (status, html) = post_upload(
+            &api,
+            &owner,
+            "/console/apps",
+            &owner.csrf_token,
+            &bundle("bakery"),
+        )
+        .await;
+        assert_eq!(status, 201, "{html}");
+        let field = |class: &str| {
+            html.split(&format!("<code class=\"{class}\">"))
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap_or_else(|| panic!("no {class} in {html}"))
+                .to_owned()
+        };
+        let (app_id, secret) = (field("client-id"), field("client-secret"));
+        assert!(!owner.get("/console/apps").await.html.contains(&secret));
+        let token = |secret: String| {
+            let api = &api;
+            let app_id = app_id.clone();
+            async move {
+                api.client
+                    .post(format!("{}/oauth/token", api.url))
+                    .basic_auth(&app_id, Some(secret))
+                    .form(&[("grant_type", "authorization_code"), ("code", "none")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(
+            token(secret).await,
+            400,
+            "the secret is right, the code is not"
+        );
+        assert_eq!(token("wrong".into()).await, 401);
+
+        // A second version, then both approved: the newest is served.
+        let (status, html) = post_upload(
+            &api,
+            &owner,
+            &format!("/console/apps/{app_id}/versions"),
+            &owner.csrf_token,
+            &bundle("bakery"),
+        )
+        .await;
+        assert_eq!(status, 201, "{html}");
+        assert!(html.contains("Uploaded version 2: pending."), "{html}");
+        // Another organisation's member cannot upload to it.
+        let rival: agora_domain::OrgId = api.partner("Rival Bakery").await.parse().unwrap();
+        add_member(&api, rival, "owner@rival.example", Role::Owner).await;
+        let rival_owner = Visitor::sign_in(&api, "owner@rival.example", "the right password").await;
+        let (status, _) = post_upload(
+            &api,
+            &rival_owner,
+            &format!("/console/apps/{app_id}/versions"),
+            &rival_owner.csrf_token,
+            &bundle("bakery"),
+        )
+        .await;
+        assert_eq!(status, 403);
+        for version in [1, 2] {
+            let (status, reviewed) = api
+                .post(
+                    &format!("/api/v1/miniapps/{app_id}/versions/{version}/review"),
+                    &api.operator_token,
+                    json!({ "decision": "approve" }),
+                )
+                .await;
+            assert_eq!(status, 200, "{reviewed}");
+        }
+        let page = owner.get("/console/apps").await;
+        assert!(page.html.contains("Serving version 2."), "{}", page.html);
+        assert!(page.html.contains("Serve version 1 of bakery app"));
+
+        // Back to version 1 from the console.
+        let served = owner
+            .post(&format!("/console/apps/{app_id}/live"), &[("version", "1")])
+            .await;
+        assert_eq!(served.status, 303, "{}", served.html);
+        let page = owner.get("/console/apps").await;
+        assert!(page.html.contains("Serving version 1."), "{}", page.html);
+        assert!(page.html.contains("Serve version 2 of bakery app"));
+        let served = owner
+            .post(&format!("/console/apps/{app_id}/live"), &[("version", "7")])
+            .await;
+        assert_eq!(served.status, 404, "{}", served.html);
+        assert!(served.html.contains("version 7"), "{}", served.html);
+    }
+}
+
 /// Runs `tests/oidc/authlib_client.py` (Debian's python3-authlib) against this server.
 async fn authlib_client(api: &TestApi, app_id: &str, client_secret: &str) {
     let python = "/usr/bin/python3";
