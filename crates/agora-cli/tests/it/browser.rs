@@ -1,8 +1,8 @@
 //! The portal in a real Chromium, driven by Playwright: sign in (after a wrong password),
 //! check the session cookie's flags, open the audit log, sign out; the demo's customer
 //! searching the market and buying with her wallet; the demo's brand querying the commons; the
-//! demo's coalition steward reading the dashboard and voting; and the demo's customer using two
-//! mini-apps, and a hostile mini-app kept inside its frame.
+//! demo's coalition steward reading the dashboard and voting; the demo's customer using two
+//! mini-apps, a hostile mini-app kept inside its frame, and the clinic's owner in the console.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -256,6 +256,24 @@ fn the_demo_customer_uses_two_mini_apps_and_revokes_a_grant_in_chromium() {
     let stdout = run_against_the_demo(&dir, "portal-miniapp.mjs", "cleo@customer.example");
     assert!(
         stdout.contains("portal-miniapp: all 19 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The demo's clinic owner works in the partner console in Chromium: sees the live clinic app,
+/// has a broken zip refused with a reason, registers a second mini-app from a manifest file and
+/// reads its client secret once, and uploads a second version that waits for review.
+#[test]
+fn the_demo_partner_registers_and_uploads_in_the_console_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-console.mjs", "vera@vilaclinic.example");
+    assert!(
+        stdout.contains("portal-console: all 6 steps passed"),
         "{stdout}"
     );
 }

@@ -666,7 +666,8 @@ struct ConsolePage {
     org_id: String,
     apps: Vec<ConsoleApp>,
     public_url: String,
-    bundle_bytes_max: u64,
+    /// `superapp.bundle_bytes_max`, for people: "5 MiB".
+    bundle_size_max: String,
     /// What the last form did, or why it was refused.
     notice: Option<String>,
     alert: Option<String>,
@@ -729,13 +730,24 @@ async fn console(
                     })
                     .collect(),
                 public_url: state.app.config().public_url.clone(),
-                bundle_bytes_max: state.app.config().superapp.bundle_bytes_max,
+                bundle_size_max: size_text(state.app.config().superapp.bundle_bytes_max),
                 notice: message.clone().and_then(Result::ok),
                 alert: message.and_then(Result::err),
                 registered,
             },
         ),
         Err(error) => crate::ApiError::new(error).into_response(),
+    }
+}
+
+/// A size in bytes as people read it: whole MiB or KiB when exact, else bytes.
+fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        _ if bytes.is_multiple_of(MIB) => format!("{} MiB", bytes / MIB),
+        _ if bytes.is_multiple_of(1024) => format!("{} KiB", bytes / 1024),
+        _ => format!("{bytes} bytes"),
     }
 }
 
