@@ -2,7 +2,8 @@
 //! check the session cookie's flags, open the audit log, sign out; the demo's customer
 //! searching the market and buying with her wallet; the demo's brand querying the commons; the
 //! demo's coalition steward reading the dashboard and voting; the demo's customer using two
-//! mini-apps, a hostile mini-app kept inside its frame, and the clinic's owner in the console.
+//! mini-apps, a hostile mini-app kept inside its frame, the clinic's owner in the console, and
+//! the superapp's pages checked with axe-core and the keyboard.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -274,6 +275,26 @@ fn the_demo_partner_registers_and_uploads_in_the_console_in_chromium() {
     let stdout = run_against_the_demo(&dir, "portal-console.mjs", "vera@vilaclinic.example");
     assert!(
         stdout.contains("portal-console: all 6 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The superapp's pages pass axe-core's WCAG 2.1 A and AA rules (labels, names, landmarks,
+/// contrast, ARIA) at a desktop's and a phone's width, for the demo's customer (home, directory,
+/// wallet, orders, grants, notifications, a mini-app with the consent dialog and the cashier
+/// open) and the clinic's owner (console); the keyboard alone reaches the search and a mini-app,
+/// with the focus visible.
+#[test]
+fn the_superapp_pages_pass_axe_and_work_with_the_keyboard_in_chromium() {
+    let Some(dir) = browser_dir() else {
+        eprintln!(
+            "skipping the browser test: no Chromium or tests/browser/node_modules here (CI installs both)"
+        );
+        return;
+    };
+    let stdout = run_against_the_demo(&dir, "portal-a11y.mjs", "cleo@customer.example");
+    assert!(
+        stdout.contains("portal-a11y: all 10 pages passed"),
         "{stdout}"
     );
 }
