@@ -3,7 +3,8 @@
 
 It signs the customer in through the portal's form, runs the authorization code flow with PKCE
 (S256), state and nonce, verifies the ID token against the instance's JWKS (EdDSA), calls
-userinfo, and checks the refusals a provider owes its clients: a code used twice, a wrong
+userinfo, refreshes the tokens (the refresh token rotates; presenting a spent one ends the whole
+sign-in), and checks the refusals a provider owes its clients: a code used twice, a wrong
 code_verifier, an unregistered redirect_uri. Given LAUNCH_TOKEN, it also verifies a mini-app launch
 context as a partner's backend would: signature, audience, expiry, and a replayed jti refused.
 
@@ -235,6 +236,43 @@ def main():
     response = requests.get(discovery["userinfo_endpoint"], timeout=TIMEOUT_SECONDS,
                             headers={"authorization": "Bearer not-a-token"})
     expect(response.status_code == 401, f"userinfo with a bogus token answered {response.status_code}")
+    passed()
+
+    check("refresh")
+    expect(token.get("refresh_token"), f"the token response carries no refresh_token: {list(token)}")
+    expect("refresh_token" in discovery.get("grant_types_supported", []),
+           f"discovery does not list refresh_token: {discovery.get('grant_types_supported')}")
+    first_refresh = token["refresh_token"]
+    refreshed = client.refresh_token(discovery["token_endpoint"], refresh_token=first_refresh)
+    expect(refreshed.get("access_token") and refreshed["access_token"] != token["access_token"],
+           "refreshing gave no new access token")
+    expect(refreshed.get("refresh_token") and refreshed["refresh_token"] != first_refresh,
+           "refreshing did not rotate the refresh token")
+    response = requests.get(discovery["userinfo_endpoint"], timeout=TIMEOUT_SECONDS,
+                            headers={"authorization": f"Bearer {refreshed['access_token']}"})
+    expect(response.status_code == 200 and response.json().get("sub") == claims["sub"],
+           f"userinfo with the refreshed token answered {response.status_code}: {response.text[:300]}")
+    response = requests.get(discovery["userinfo_endpoint"], timeout=TIMEOUT_SECONDS,
+                            headers={"authorization": f"Bearer {refreshed['refresh_token']}"})
+    expect(response.status_code == 401, f"a refresh token used as an access token answered {response.status_code}")
+    passed()
+
+    check("refresh-reuse")
+    # The first refresh token again: it was copied, so the whole sign-in ends.
+    try:
+        client.refresh_token(discovery["token_endpoint"], refresh_token=first_refresh)
+        fail("a spent refresh token was exchanged again")
+    except OAuthError as error:
+        expect(error.error == "invalid_grant", f"a spent refresh token was refused with {error.error!r}")
+    response = requests.get(discovery["userinfo_endpoint"], timeout=TIMEOUT_SECONDS,
+                            headers={"authorization": f"Bearer {refreshed['access_token']}"})
+    expect(response.status_code == 401,
+           f"after a refresh token came back twice, its sign-in's access token still answers {response.status_code}")
+    try:
+        client.refresh_token(discovery["token_endpoint"], refresh_token=refreshed["refresh_token"])
+        fail("the rotated refresh token still works after the reuse")
+    except OAuthError as error:
+        expect(error.error == "invalid_grant", f"the rotated refresh token was refused with {error.error!r}")
     passed()
 
     check("code-reuse")

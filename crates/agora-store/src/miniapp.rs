@@ -82,7 +82,10 @@ pub struct OauthTokenRecord {
     pub code_hash: Vec<u8>,
     pub scopes: String,
     pub expires_at: Timestamp,
+    /// Set when revoked, and for a refresh token when it was used (it rotates).
     pub revoked_at: Option<Timestamp>,
+    /// `access` or `refresh`.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +211,7 @@ fn code_from_row(row: &AnyRow) -> Result<OauthCodeRecord> {
 }
 
 const TOKEN_COLUMNS: &str =
-    "token_hash, app_id, user_id, grant_id, code_hash, scopes, expires_at_us, revoked_at_us";
+    "token_hash, app_id, user_id, grant_id, code_hash, scopes, expires_at_us, revoked_at_us, kind";
 
 fn token_from_row(row: &AnyRow) -> Result<OauthTokenRecord> {
     Ok(OauthTokenRecord {
@@ -220,6 +223,7 @@ fn token_from_row(row: &AnyRow) -> Result<OauthTokenRecord> {
         scopes: get(row, "scopes")?,
         expires_at: micros(row, "expires_at_us")?,
         revoked_at: optional_micros(row, "revoked_at_us")?,
+        kind: get(row, "kind")?,
     })
 }
 
@@ -810,6 +814,20 @@ impl WriteTx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Spends a refresh token (it rotates): `false` if it was spent or revoked already.
+    pub async fn spend_refresh_token(&mut self, token_hash: &[u8], at: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE oauth_tokens SET revoked_at_us = $2 \
+             WHERE token_hash = $1 AND kind = 'refresh' AND revoked_at_us IS NULL",
+        )
+        .bind(token_hash.to_vec())
+        .bind(at.as_micros())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Revokes the tokens issued for a code: what RFC 6749 §4.1.2 asks when a code is replayed.
     pub async fn revoke_tokens_of_code(&mut self, code_hash: &[u8], at: Timestamp) -> Result<u64> {
         let done = sqlx::query(
@@ -825,7 +843,7 @@ impl WriteTx {
 
     pub async fn insert_oauth_token(&mut self, token: &OauthTokenRecord) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO oauth_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO oauth_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(token.token_hash.clone())
         .bind(token.app_id.to_string())
@@ -835,6 +853,7 @@ impl WriteTx {
         .bind(&token.scopes)
         .bind(token.expires_at.as_micros())
         .bind(token.revoked_at.map(Timestamp::as_micros))
+        .bind(&token.kind)
         .execute(self.conn())
         .await
         .map_err(db_error)?;

@@ -54,6 +54,8 @@ pub struct SuperappOptions {
     pub code_ttl_seconds: i64,
     pub access_token_ttl_seconds: i64,
     pub payment_request_ttl_seconds: i64,
+    /// How long a refresh token lives (each use rotates it; a revoked grant ends it at once).
+    pub refresh_token_ttl_seconds: i64,
     /// How many notifications one mini-app may send one customer per hour.
     pub notifications_per_hour_max: i64,
 }
@@ -69,6 +71,7 @@ impl Default for SuperappOptions {
             code_ttl_seconds: 60,
             access_token_ttl_seconds: 3600,
             payment_request_ttl_seconds: 900,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
             notifications_per_hour_max: 5,
         }
     }

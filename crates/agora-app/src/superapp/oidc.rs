@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use agora_domain::authz::{Action, Context, Resource};
 use agora_domain::miniapp::{Manifest, Scope, format_scopes, parse_scopes};
-use agora_domain::{Error, MiniAppId, Result, Timestamp, UserId};
+use agora_domain::{Error, GrantId, MiniAppId, Result, Timestamp, UserId};
 use agora_store::{MiniAppRecord, OauthCodeRecord, OauthTokenRecord};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -75,6 +75,8 @@ impl From<Error> for OidcError {
 pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub code: Option<String>,
+    /// For `grant_type=refresh_token`.
+    pub refresh_token: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
     pub client_id: Option<String>,
@@ -86,6 +88,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
+    /// Exchanged once at this endpoint (`grant_type=refresh_token`) for new tokens and a new
+    /// refresh token; valid for `superapp.refresh_token_ttl_seconds` while the grant stands.
+    pub refresh_token: String,
     pub id_token: String,
     pub scope: String,
 }
@@ -174,7 +179,7 @@ impl App {
             jwks_uri: format!("{issuer}/oauth/jwks.json"),
             issuer,
             response_types_supported: vec!["code"],
-            grant_types_supported: vec!["authorization_code"],
+            grant_types_supported: vec!["authorization_code", "refresh_token"],
             subject_types_supported: vec!["pairwise"],
             id_token_signing_alg_values_supported: vec!["EdDSA"],
             token_endpoint_auth_methods_supported: vec![
@@ -448,13 +453,23 @@ impl App {
                 description: "unknown client or wrong client secret".into(),
             });
         };
-        if request.grant_type.as_deref() != Some("authorization_code") {
-            return Err(OidcError::Token {
+        match request.grant_type.as_deref() {
+            Some("authorization_code") => self.exchange_code(&app, request).await,
+            Some("refresh_token") => self.refresh_tokens(&app, request).await,
+            _ => Err(OidcError::Token {
                 status: 400,
                 error: "unsupported_grant_type",
-                description: "only authorization_code is supported".into(),
-            });
+                description: "grant_type is authorization_code or refresh_token".into(),
+            }),
         }
+    }
+
+    /// `grant_type=authorization_code`: spends the code once, checks PKCE and the redirect URI.
+    async fn exchange_code(
+        &self,
+        app: &MiniAppRecord,
+        request: &TokenRequest,
+    ) -> std::result::Result<TokenResponse, OidcError> {
         let code = request
             .code
             .as_deref()
@@ -508,42 +523,143 @@ impl App {
             .intersection(&stored_scopes(&grant.scopes))
             .copied()
             .collect();
+        self.issue_tokens(
+            tx,
+            app,
+            record.user_id,
+            grant.id,
+            &code_hash,
+            &scopes,
+            record.nonce,
+            now,
+        )
+        .await
+    }
+
+    /// `grant_type=refresh_token`: spends the refresh token (it rotates) and issues new tokens
+    /// for the grant's scopes now. A refresh token presented twice was copied: every token of
+    /// that sign-in is revoked (OAuth 2.0 Security BCP, refresh token rotation).
+    async fn refresh_tokens(
+        &self,
+        app: &MiniAppRecord,
+        request: &TokenRequest,
+    ) -> std::result::Result<TokenResponse, OidcError> {
+        let presented = request
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| invalid_request("refresh_token is missing"))?;
+        let token_hash = sha256(presented);
+        let now = Timestamp::now();
+        let record = self
+            .store()
+            .oauth_token(&token_hash)
+            .await?
+            .filter(|record| record.app_id == app.id && record.kind == "refresh")
+            .ok_or_else(|| {
+                invalid_grant("the refresh token is unknown or was issued to another client")
+            })?;
+        let mut tx = self.store().write().await?;
+        if !tx.spend_refresh_token(&token_hash, now).await? {
+            tx.revoke_tokens_of_code(&record.code_hash, now).await?;
+            tx.commit().await?;
+            return Err(invalid_grant(
+                "the refresh token was used already or revoked; every token of this sign-in is revoked, sign the customer in again",
+            ));
+        }
+        if now >= record.expires_at {
+            tx.commit().await?;
+            return Err(invalid_grant(
+                "the refresh token expired; sign the customer in again",
+            ));
+        }
+        let grant = self
+            .store()
+            .grant(record.grant_id)
+            .await?
+            .filter(|grant| grant.revoked_at.is_none());
+        let Some(grant) = grant else {
+            tx.commit().await?;
+            return Err(invalid_grant("the customer revoked the grant"));
+        };
+        // Never more than the grant holds now: a narrowed grant narrows the refreshed tokens.
+        let scopes: BTreeSet<Scope> = stored_scopes(&record.scopes)
+            .intersection(&stored_scopes(&grant.scopes))
+            .copied()
+            .collect();
+        self.issue_tokens(
+            tx,
+            app,
+            record.user_id,
+            grant.id,
+            &record.code_hash,
+            &scopes,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Stores a new access token and refresh token of the sign-in `code_hash`, commits, and
+    /// signs the ID token.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_tokens(
+        &self,
+        mut tx: agora_store::WriteTx,
+        app: &MiniAppRecord,
+        user_id: UserId,
+        grant_id: GrantId,
+        code_hash: &[u8],
+        scopes: &BTreeSet<Scope>,
+        nonce: Option<String>,
+        now: Timestamp,
+    ) -> std::result::Result<TokenResponse, OidcError> {
+        let options = self.superapp();
+        let (ttl, refresh_ttl) = (
+            options.access_token_ttl_seconds,
+            options.refresh_token_ttl_seconds,
+        );
         let access_token = new_secret();
-        let ttl = self.superapp().access_token_ttl_seconds;
-        tx.insert_oauth_token(&OauthTokenRecord {
-            token_hash: sha256(&access_token),
-            app_id: app.id,
-            user_id: record.user_id,
-            grant_id: grant.id,
-            code_hash: code_hash.clone(),
-            scopes: format_scopes(&scopes),
-            expires_at: Timestamp::from_micros(now.as_micros() + ttl * 1_000_000),
-            revoked_at: None,
-        })
-        .await?;
+        let refresh_token = new_secret();
+        for (token, kind, lifetime) in [
+            (&access_token, "access", ttl),
+            (&refresh_token, "refresh", refresh_ttl),
+        ] {
+            tx.insert_oauth_token(&OauthTokenRecord {
+                token_hash: sha256(token),
+                app_id: app.id,
+                user_id,
+                grant_id,
+                code_hash: code_hash.to_vec(),
+                scopes: format_scopes(scopes),
+                expires_at: Timestamp::from_micros(now.as_micros() + lifetime * 1_000_000),
+                revoked_at: None,
+                kind: kind.to_owned(),
+            })
+            .await?;
+        }
         tx.commit().await?;
         let iat = now.as_micros() / 1_000_000;
         let mut claims = serde_json::Map::new();
         claims.insert("iss".into(), self.config().public_url.clone().into());
         claims.insert(
             "sub".into(),
-            pairwise_subject(self.key(), app.id, record.user_id).into(),
+            pairwise_subject(self.key(), app.id, user_id).into(),
         );
         claims.insert("aud".into(), app.id.to_string().into());
         claims.insert("iat".into(), iat.into());
         claims.insert("exp".into(), (iat + ttl).into());
-        if let Some(nonce) = &record.nonce {
-            claims.insert("nonce".into(), nonce.clone().into());
+        if let Some(nonce) = nonce {
+            claims.insert("nonce".into(), nonce.into());
         }
-        self.granted_claims(record.user_id, &scopes, &mut claims)
-            .await?;
+        self.granted_claims(user_id, scopes, &mut claims).await?;
         let id_token = jws::sign_jws(self.key(), "JWT", &serde_json::Value::Object(claims));
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: ttl,
+            refresh_token,
             id_token,
-            scope: format_scopes(&scopes),
+            scope: format_scopes(scopes),
         })
     }
 
@@ -559,7 +675,11 @@ impl App {
             .store()
             .oauth_token(&sha256(access_token))
             .await?
-            .filter(|token| token.revoked_at.is_none() && Timestamp::now() < token.expires_at)
+            .filter(|token| {
+                token.kind == "access"
+                    && token.revoked_at.is_none()
+                    && Timestamp::now() < token.expires_at
+            })
             .ok_or_else(refused)?;
         let grant = self
             .store()

@@ -861,6 +861,7 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
             .next()
             .unwrap()
             .to_owned();
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
         let revoked = cleo.post(&format!("/grants/{grant_id}/revoke"), &[]).await;
         assert_eq!(revoked.status, 303);
         assert_eq!(
@@ -868,6 +869,20 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
             401,
             "revoking the grant revoked its tokens"
         );
+        let refreshed = api
+            .client
+            .post(format!("{}/oauth/token", api.url))
+            .basic_auth(&app_id, Some(&client_secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refreshed.status(), 400, "a revoked grant's refresh token");
+        let refused: Value = refreshed.json().await.unwrap();
+        assert_eq!(refused["error"], "invalid_grant", "{refused}");
         let (_, launch) = bridge(
             &api,
             &cleo,
@@ -1148,6 +1163,10 @@ async fn authlib_client(api: &TestApi, app_id: &str, client_secret: &str) {
         "authlib client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("oidc-authlib: all"), "{stdout}");
+    assert!(
+        stdout.contains("ok   refresh-reuse"),
+        "the client did not check refresh token rotation: {stdout}"
+    );
     assert!(
         stdout.contains("launch-replay"),
         "the launch context was checked: {stdout}"
