@@ -1,6 +1,7 @@
 // The demo customer uses two partners' mini-apps inside the Agora portal, in a real browser: she
 // opens the Apps directory (also at a phone's width), opens Vila Clinic's consultation app, lets it
-// use her name in the portal's consent dialog and is greeted by name, books a doctor's free time
+// use her name in the portal's consent dialog and is greeted by name, even after the frame
+// reloads (the launch context is asked for again, never kept in the URL), books a doctor's free time
 // and pays in the portal's cashier dialog (which names Vila Clinic and the amount), sees the order
 // in her history and her wallet go down by that amount, revokes the clinic's grant on /grants and
 // finds the clinic no longer knows her name; then she buys a product in FreshMart's shop app.
@@ -172,6 +173,17 @@ async function main() {
     await consent.waitFor({ state: 'detached' });
     await app.locator('#greeting', { hasText: 'Cleo' }).waitFor();
     expect(!(await app.locator('#use-name').isVisible()), 'the app still asks for her name');
+  });
+
+  await step('reload', async () => {
+    // The launch context is not in the frame's URL (Telegram's lives in the fragment and is lost
+    // or leaked with it): a reload asks the portal again and the app still knows her.
+    const frame = await (await page.locator('#miniapp-frame').elementHandle()).contentFrame();
+    const url = frame.url();
+    expect(!url.includes('#') && !/token|launch|sub=/.test(url), `the frame's URL carries launch data: ${url}`);
+    await frame.goto(url);
+    await app.locator('#greeting', { hasText: 'Cleo' }).waitFor();
+    await app.locator('input[name="slot"]').first().waitFor();
   });
 
   await step('slot', async () => {
