@@ -286,6 +286,29 @@ async function main() {
     expect(paid === grocerAmount, `the wallet went from ${walletAfterClinic} to ${after}, not down by ${grocerAmount}`);
   });
 
+  await step('wrong-origin', async () => {
+    // The same portal opened at another address than its public_url: the host page says so.
+    await page.goto(`${BASE}/apps/clinic`);
+    await app.locator('#greeting').waitFor();
+    expect((await page.locator('#origin-warning').count()) === 1, 'the host page has no #origin-warning');
+    expect(!(await page.locator('#origin-warning').isVisible()), 'the warning shows at the right address');
+    const other = BASE.replace('127.0.0.1', 'localhost');
+    expect(other !== BASE, `the test runs at ${BASE}, not at 127.0.0.1`);
+    const elsewhere = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+    await elsewhere.goto(`${other}/signin`);
+    const form = elsewhere.locator('form#signin');
+    await form.locator('input[name="email"]').fill(EMAIL);
+    await form.locator('input[name="password"]').fill(PASSWORD);
+    await submitVia(elsewhere, form.locator(SUBMIT).first());
+    await elsewhere.goto(`${other}/apps/clinic`);
+    const warning = elsewhere.locator('#origin-warning');
+    await warning.waitFor({ state: 'visible' });
+    const text = await warning.innerText();
+    expect(text.includes(new URL(BASE).origin), `the warning does not name ${BASE}: "${text}"`);
+    if (SHOTS) await elsewhere.screenshot({ path: join(SHOTS, `${currentStep}-elsewhere.png`) });
+    await elsewhere.close();
+  });
+
   console.log(`portal-miniapp: all ${count} steps passed`);
 }
 

@@ -18,6 +18,14 @@
   const frame = document.getElementById('miniapp-frame');
   const BASE = `/apps/${encodeURIComponent(SLUG)}`;
 
+  // Mini-apps answer only the configured portal origin (and may only be framed by it): opened at
+  // another address (localhost for 127.0.0.1, say), the frame stays blank. Say so instead.
+  const PORTAL_ORIGIN = body.dataset.portalOrigin || '';
+  const originWarning = document.getElementById('origin-warning');
+  if (PORTAL_ORIGIN && location.origin !== PORTAL_ORIGIN && originWarning) {
+    originWarning.hidden = false;
+  }
+
   // Limits on what one mini-app can ask for at once.
   const IN_FLIGHT_MAX = 16;
   const SCOPES_MAX = 8;

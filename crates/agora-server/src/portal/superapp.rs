@@ -140,6 +140,9 @@ struct MiniAppPage {
     app: MiniAppView,
     frame_src: String,
     frame_origin: String,
+    /// The portal's configured origin (`public_url`): the only one mini-apps answer and can be
+    /// framed by; the page warns when it is opened at another.
+    portal_origin: String,
 }
 
 /// `/apps/{slug}`: the mini-app in a sandboxed frame on its own origin, and the bridge.
@@ -179,6 +182,7 @@ pub(super) async fn miniapp_page(
         app,
         frame_src,
         frame_origin: frame_origin.clone(),
+        portal_origin: crate::miniapp_host::origin_of(&state.app.config().public_url),
     };
     let mut response = page(StatusCode::OK, &view);
     // This page alone runs the portal's own script, and frames exactly the mini-app's origin.
