@@ -10,67 +10,22 @@
 // AGORA_TEST_CHROMIUM (default /usr/bin/chromium).
 // Exits 0 when every page passed; otherwise prints every violation, exits 1.
 // It always stops by itself within OVERALL_TIMEOUT_MS.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  BASE, EMAIL, SHOTS, currentStep, enterStep, expect, launch, run, signIn,
+} from './harness.mjs';
 
 const OVERALL_TIMEOUT_MS = 90_000;
 const STEP_TIMEOUT_MS = 15_000;
-const SUBMIT = 'button[type="submit"], button:not([type]), input[type="submit"]';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 375, height: 740 };
 // Only what makes a page unusable or hard to use for someone counts; `minor` findings are printed.
 const FAILING_IMPACTS = new Set(['serious', 'critical', 'moderate']);
 
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) fail('setup', `environment variable ${name} is not set`);
-  return value;
-}
-
-function fail(step, why) {
-  console.error(`FAIL [${step}]: ${why}`);
-  process.exit(1);
-}
-
-const BASE = requiredEnv('AGORA_URL').replace(/\/+$/, '');
-const EMAIL = requiredEnv('AGORA_EMAIL');
-const PASSWORD = requiredEnv('AGORA_PASSWORD');
 const PARTNER_EMAIL = process.env.AGORA_PARTNER_EMAIL || 'vera@vilaclinic.example';
-const SHOTS = process.env.AGORA_SCREENSHOT_DIR || '';
-const CHROMIUM = process.env.AGORA_TEST_CHROMIUM || '/usr/bin/chromium';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-let currentStep = 'setup';
-let browser;
-
-setTimeout(() => {
-  console.error(`FAIL [${currentStep}]: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS).unref();
-
-function expect(condition, why) {
-  if (!condition) throw new Error(why);
-}
-
-async function submitVia(page, button) {
-  const navigated = page.waitForEvent('framenavigated', {
-    predicate: (frame) => frame === page.mainFrame(),
-  });
-  await button.click();
-  await navigated;
-  await page.waitForLoadState('load');
-}
-
-async function signIn(page, email) {
-  await page.goto(`${BASE}/signin`);
-  const form = page.locator('form#signin');
-  await form.locator('input[name="email"]').fill(email);
-  await form.locator('input[name="password"]').fill(PASSWORD);
-  await submitVia(page, form.locator(SUBMIT).first());
-  expect(new URL(page.url()).pathname === '/', `${email} did not land on / after signing in`);
-}
 
 /// Runs axe on the page (the mini-app's own frame excluded: it is the partner's content) and
 /// returns the violations that count, described one per line.
@@ -96,31 +51,24 @@ async function audit(page) {
 }
 
 async function main() {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: STEP_TIMEOUT_MS,
-  });
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+  const browser = await launch(STEP_TIMEOUT_MS);
   let count = 0;
   const failures = [];
 
   async function check(page, name, prepare) {
-    currentStep = `a11y-${String(count + 1).padStart(2, '0')}-${name}`;
+    enterStep(`a11y-${String(count + 1).padStart(2, '0')}-${name}`);
     await prepare();
     for (const [width, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       await page.setViewportSize(viewport);
       const found = await audit(page);
       if (SHOTS && width === 'phone') {
-        await page.screenshot({ path: join(SHOTS, `${currentStep}-phone.png`), fullPage: true });
+        await page.screenshot({ path: join(SHOTS, `${currentStep()}-phone.png`), fullPage: true });
       }
-      for (const line of found) failures.push(`${currentStep} (${width}): ${line}`);
+      for (const line of found) failures.push(`${currentStep()} (${width}): ${line}`);
     }
     await page.setViewportSize(DESKTOP);
     count += 1;
-    console.log(`${failures.some((line) => line.startsWith(currentStep)) ? 'FAIL' : 'ok  '} ${currentStep}`);
+    console.log(`${failures.some((line) => line.startsWith(currentStep())) ? 'FAIL' : 'ok  '} ${currentStep()}`);
   }
 
   const customer = await (await browser.newContext({ viewport: DESKTOP })).newPage();
@@ -148,7 +96,7 @@ async function main() {
   });
 
   // The keyboard alone reaches the directory's search and a mini-app, with the focus visible.
-  currentStep = `a11y-${String(count + 1).padStart(2, '0')}-keyboard`;
+  enterStep(`a11y-${String(count + 1).padStart(2, '0')}-keyboard`);
   await customer.goto(`${BASE}/`);
   const reached = [];
   for (let press = 0; press < 40; press += 1) {
@@ -165,14 +113,14 @@ async function main() {
   }
   const search = reached.find((element) => element.name === 'q');
   const app = reached.find((element) => element.href === '/apps/clinic');
-  if (!search) failures.push(`${currentStep}: Tab never reaches the directory's search box`);
-  if (!app) failures.push(`${currentStep}: Tab never reaches the clinic's mini-app link`);
+  if (!search) failures.push(`${currentStep()}: Tab never reaches the directory's search box`);
+  if (!app) failures.push(`${currentStep()}: Tab never reaches the clinic's mini-app link`);
   const invisible = reached.filter((element) => !element.visible);
   if (invisible.length > 0) {
-    failures.push(`${currentStep}: the focus is not visible on ${invisible.map((e) => e.href || e.name || e.tag).join(', ')}`);
+    failures.push(`${currentStep()}: the focus is not visible on ${invisible.map((e) => e.href || e.name || e.tag).join(', ')}`);
   }
   count += 1;
-  console.log(`${failures.some((line) => line.startsWith(currentStep)) ? 'FAIL' : 'ok  '} ${currentStep}`);
+  console.log(`${failures.some((line) => line.startsWith(currentStep())) ? 'FAIL' : 'ok  '} ${currentStep()}`);
 
   const partner = await (await browser.newContext({ viewport: DESKTOP })).newPage();
   partner.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -185,12 +133,4 @@ async function main() {
   console.log(`portal-a11y: all ${count} pages passed`);
 }
 
-try {
-  await main();
-  await browser.close();
-  process.exit(0);
-} catch (error) {
-  console.error(`FAIL [${currentStep}]: ${error.message.replace(/\x1b\[[0-9;]*m/g, '')}`);
-  await browser?.close().catch(() => {});
-  process.exit(1);
-}
+run(OVERALL_TIMEOUT_MS, main);

@@ -10,80 +10,21 @@
 // Optional: AGORA_SCREENSHOT_DIR, AGORA_TEST_CHROMIUM (default /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the failed step and why, exits 1.
 // It always stops by itself within OVERALL_TIMEOUT_MS.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  BASE, SUBMIT, expect, launch, path, run, signIn, steps, submitVia,
+} from './harness.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 10_000;
-const SUBMIT = 'button[type="submit"], button:not([type]), input[type="submit"]';
 
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) fail('setup', `environment variable ${name} is not set`);
-  return value;
-}
-
-function fail(step, why) {
-  console.error(`FAIL [${step}]: ${why}`);
-  process.exit(1);
-}
-
-const BASE = requiredEnv('AGORA_URL').replace(/\/+$/, '');
-const EMAIL = requiredEnv('AGORA_EMAIL');
-const PASSWORD = requiredEnv('AGORA_PASSWORD');
-const SHOTS = process.env.AGORA_SCREENSHOT_DIR || '';
-const CHROMIUM = process.env.AGORA_TEST_CHROMIUM || '/usr/bin/chromium';
-
-let currentStep = 'setup';
 let currentRule = '';
-let browser;
-
-setTimeout(() => {
-  console.error(`FAIL [${currentStep}]: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS).unref();
-
-function expect(condition, why) {
-  if (!condition) throw new Error(why);
-}
-
-const path = (page) => new URL(page.url()).pathname;
-
-async function submitVia(page, button) {
-  const navigated = page.waitForEvent('framenavigated', {
-    predicate: (frame) => frame === page.mainFrame(),
-  });
-  await button.click();
-  await navigated;
-  await page.waitForLoadState('load');
-}
 
 async function main() {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: STEP_TIMEOUT_MS,
-  });
+  const browser = await launch(STEP_TIMEOUT_MS);
   const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
 
-  let count = 0;
-  async function step(name, body) {
-    currentStep = `commons-${String(count + 1).padStart(2, '0')}-${name}`;
-    try {
-      await body();
-    } catch (error) {
-      if (SHOTS) await page.screenshot({ path: join(SHOTS, `${currentStep}-failed.png`) }).catch(() => {});
-      throw error;
-    }
-    count += 1;
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, `${currentStep}.png`), fullPage: true });
-    console.log(`ok   ${currentStep}`);
-  }
+  const step = steps(page, 'commons-');
 
   const PROTOCOL = 'freshmart-sales-for-brands';
   const ALLOWED_SQL = 'SELECT brand, SUM(units) AS units FROM store_sales GROUP BY brand ORDER BY brand';
@@ -98,14 +39,7 @@ async function main() {
     expect(path(page) === '/query', `after running the query the URL is ${page.url()}, not /query`);
   }
 
-  await step('signin', async () => {
-    await page.goto(`${BASE}/signin`);
-    const form = page.locator('form#signin');
-    await form.locator('input[name="email"]').fill(EMAIL);
-    await form.locator('input[name="password"]').fill(PASSWORD);
-    await submitVia(page, form.locator(SUBMIT).first());
-    expect(path(page) === '/', `after signing in the URL is ${page.url()}, not /`);
-  });
+  await step('signin', () => signIn(page));
 
   await step('protocol', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Protocols' }).click();
@@ -154,15 +88,7 @@ async function main() {
     expect(rule === currentRule, `the log's rule is "${rule}", not "${currentRule}"`);
   });
 
-  console.log(`portal-commons: all ${count} steps passed`);
+  console.log(`portal-commons: all ${step.count()} steps passed`);
 }
 
-try {
-  await main();
-  await browser.close();
-  process.exit(0);
-} catch (error) {
-  console.error(`FAIL [${currentStep}]: ${error.message.replace(/\x1b\[[0-9;]*m/g, '')}`);
-  await browser?.close().catch(() => {});
-  process.exit(1);
-}
+run(OVERALL_TIMEOUT_MS, main);

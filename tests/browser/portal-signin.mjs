@@ -6,58 +6,19 @@
 // AGORA_TEST_CHROMIUM (default /usr/bin/chromium, Debian's Chromium).
 // Exits 0 when every step passed; otherwise prints the failed step and why, exits 1.
 // It always stops by itself within OVERALL_TIMEOUT_MS.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  BASE, EMAIL, PASSWORD, SUBMIT, expect, launch, path, run, steps, submitVia,
+} from './harness.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 10_000;
-const SUBMIT = 'button[type="submit"], button:not([type]), input[type="submit"]';
-
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) fail('setup', `environment variable ${name} is not set`);
-  return value;
-}
-
-function fail(step, why) {
-  console.error(`FAIL [${step}]: ${why}`);
-  process.exit(1);
-}
-
-const BASE = requiredEnv('AGORA_URL').replace(/\/+$/, '');
-const EMAIL = requiredEnv('AGORA_EMAIL');
-const PASSWORD = requiredEnv('AGORA_PASSWORD');
-const SHOTS = process.env.AGORA_SCREENSHOT_DIR || '';
-const CHROMIUM = process.env.AGORA_TEST_CHROMIUM || '/usr/bin/chromium';
-
-let currentStep = 'setup';
-let browser;
 
 // The hard stop: whatever hangs, the script ends.
-setTimeout(() => {
-  console.error(`FAIL [${currentStep}]: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1); // Playwright kills the browser it launched when Node exits.
-}, OVERALL_TIMEOUT_MS).unref();
-
-function expect(condition, why) {
-  if (!condition) throw new Error(why);
-}
-
-const path = (page) => new URL(page.url()).pathname;
 const visible = (locator) =>
   locator.first().waitFor({ state: 'visible' }).then(() => true, () => false);
 
 // Submits by clicking `button` and waits until the page it leads to has loaded.
-async function submitVia(page, button) {
-  const navigated = page.waitForEvent('framenavigated', {
-    predicate: (frame) => frame === page.mainFrame(),
-  });
-  await button.click();
-  await navigated;
-  await page.waitForLoadState('load');
-}
-
 async function fillSignin(page, password) {
   const form = page.locator('form#signin');
   await form.locator('input[name="email"]').fill(EMAIL);
@@ -66,33 +27,12 @@ async function fillSignin(page, password) {
 }
 
 async function main() {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // launch() gives the browser a fresh, temporary --user-data-dir of its own.
-    // The network flags keep Chromium from calling out of this closed network.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: STEP_TIMEOUT_MS,
-  });
+  const browser = await launch(STEP_TIMEOUT_MS);
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
 
-  let count = 0;
-  async function step(name, body) {
-    currentStep = `${String(count + 1).padStart(2, '0')}-${name}`;
-    try {
-      await body();
-    } catch (error) {
-      if (SHOTS) await page.screenshot({ path: join(SHOTS, `${currentStep}-failed.png`) }).catch(() => {});
-      throw error;
-    }
-    count += 1;
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, `${currentStep}.png`), fullPage: true });
-    console.log(`ok   ${currentStep}`);
-  }
+  const step = steps(page, '');
 
   await step('signin', async () => {
     const response = await page.goto(`${BASE}/signin`);
@@ -152,15 +92,7 @@ async function main() {
     expect(path(page) === '/signin', `GET / after signing out ended on ${page.url()}, not /signin`);
   });
 
-  console.log(`portal-signin: all ${count} steps passed`);
+  console.log(`portal-signin: all ${step.count()} steps passed`);
 }
 
-try {
-  await main();
-  await browser.close();
-  process.exit(0);
-} catch (error) {
-  console.error(`FAIL [${currentStep}]: ${error.message.replace(/\x1b\[[0-9;]*m/g, '')}`);
-  await browser?.close().catch(() => {});
-  process.exit(1);
-}
+run(OVERALL_TIMEOUT_MS, main);
