@@ -510,24 +510,18 @@ impl App {
             tx.commit().await?;
             return Err(invalid_grant(refusal));
         }
-        let grant = self
-            .store()
-            .grant(record.grant_id)
+        let Some(scopes) = self
+            .scopes_still_granted(record.grant_id, &record.scopes)
             .await?
-            .filter(|grant| grant.revoked_at.is_none());
-        let Some(grant) = grant else {
+        else {
             tx.commit().await?;
             return Err(invalid_grant("the customer revoked the grant"));
         };
-        let scopes: BTreeSet<Scope> = stored_scopes(&record.scopes)
-            .intersection(&stored_scopes(&grant.scopes))
-            .copied()
-            .collect();
         self.issue_tokens(
             tx,
             app,
             record.user_id,
-            grant.id,
+            record.grant_id,
             &code_hash,
             &scopes,
             record.nonce,
@@ -572,31 +566,44 @@ impl App {
                 "the refresh token expired; sign the customer in again",
             ));
         }
-        let grant = self
-            .store()
-            .grant(record.grant_id)
+        // Never more than the grant holds now: a narrowed grant narrows the refreshed tokens.
+        let Some(scopes) = self
+            .scopes_still_granted(record.grant_id, &record.scopes)
             .await?
-            .filter(|grant| grant.revoked_at.is_none());
-        let Some(grant) = grant else {
+        else {
             tx.commit().await?;
             return Err(invalid_grant("the customer revoked the grant"));
         };
-        // Never more than the grant holds now: a narrowed grant narrows the refreshed tokens.
-        let scopes: BTreeSet<Scope> = stored_scopes(&record.scopes)
-            .intersection(&stored_scopes(&grant.scopes))
-            .copied()
-            .collect();
         self.issue_tokens(
             tx,
             app,
             record.user_id,
-            grant.id,
+            record.grant_id,
             &record.code_hash,
             &scopes,
             None,
             now,
         )
         .await
+    }
+
+    /// The scopes of `asked` that the grant `grant_id` still holds; `None` once it was revoked.
+    async fn scopes_still_granted(
+        &self,
+        grant_id: GrantId,
+        asked: &str,
+    ) -> Result<Option<BTreeSet<Scope>>> {
+        let grant = self
+            .store()
+            .grant(grant_id)
+            .await?
+            .filter(|grant| grant.revoked_at.is_none());
+        Ok(grant.map(|grant| {
+            stored_scopes(asked)
+                .intersection(&stored_scopes(&grant.scopes))
+                .copied()
+                .collect()
+        }))
     }
 
     /// Stores a new access token and refresh token of the sign-in `code_hash`, commits, and
@@ -681,16 +688,10 @@ impl App {
                     && Timestamp::now() < token.expires_at
             })
             .ok_or_else(refused)?;
-        let grant = self
-            .store()
-            .grant(token.grant_id)
+        let scopes = self
+            .scopes_still_granted(token.grant_id, &token.scopes)
             .await?
-            .filter(|grant| grant.revoked_at.is_none())
             .ok_or_else(refused)?;
-        let scopes: BTreeSet<Scope> = stored_scopes(&token.scopes)
-            .intersection(&stored_scopes(&grant.scopes))
-            .copied()
-            .collect();
         let mut claims = serde_json::Map::new();
         claims.insert(
             "sub".into(),
