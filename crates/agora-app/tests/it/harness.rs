@@ -135,3 +135,43 @@ pub fn single(debit: AccountId, credit: AccountId, amount: i64) -> Transfer {
         linked: false,
     }
 }
+
+/// Runs this test binary's test `child_test` again as a child process with `env_name` set to
+/// `dir`, hands each line it prints to `read` (which says whether the line acknowledged
+/// something), and kills it with SIGKILL once `kill_after` lines were acknowledged and `pause`
+/// more went by, so that the kill lands inside the next steps. What the child printed before it
+/// died is read too: it was acknowledged as well.
+pub fn kill_child_after(
+    child_test: &str,
+    env_name: &str,
+    dir: &str,
+    kill_after: usize,
+    pause: std::time::Duration,
+    mut read: impl FnMut(String) -> bool,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .env(env_name, dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acknowledged = 0;
+    while acknowledged < kill_after {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the child stopped after {acknowledged} acknowledgements"))
+            .unwrap();
+        if read(line) {
+            acknowledged += 1;
+        }
+    }
+    std::thread::sleep(pause);
+    child.kill().unwrap();
+    for line in lines {
+        read(line.unwrap());
+    }
+    child.wait().unwrap();
+}

@@ -9,8 +9,7 @@
 //! PostgreSQL the server process would survive the client's death, which proves less.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use agora_app::{LedgerOptions, LedgerWriter};
@@ -21,7 +20,7 @@ use agora_domain::ledger::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{eur, open_store, single};
+use crate::harness::{eur, kill_child_after, open_store, single};
 
 const CHILD_ENV: &str = "AGORA_LEDGER_CRASH_CHILD";
 const CHILD_TEST: &str = "ledger_crash::crash_child_applies_transfers_until_killed";
@@ -63,43 +62,24 @@ fn sigkill_during_group_commits_loses_no_acknowledged_transfer() {
     let mut created: Vec<TransferId> = Vec::new();
     let mut failed: Vec<TransferId> = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir_text)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
         let kill_after = rng.gen_range(10..400);
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut acknowledged = 0;
-        let mut read = |line: String| {
-            if let Some(id) = line.strip_prefix("created ") {
-                created.push(id.parse().unwrap());
-            } else if let Some(id) = line.strip_prefix("failed ") {
-                failed.push(id.parse().unwrap());
-            } else {
-                return false;
-            }
-            true
-        };
-        while acknowledged < kill_after {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| {
-                    panic!("round {round}: the child stopped after {acknowledged} acknowledgements")
-                })
-                .unwrap();
-            if read(line) {
-                acknowledged += 1;
-            }
-        }
-        child.kill().unwrap();
-        // What the child printed before it died was acknowledged too.
-        for line in lines {
-            read(line.unwrap());
-        }
-        child.wait().unwrap();
+        kill_child_after(
+            CHILD_TEST,
+            CHILD_ENV,
+            &dir_text,
+            kill_after,
+            Duration::ZERO,
+            |line| {
+                if let Some(id) = line.strip_prefix("created ") {
+                    created.push(id.parse().unwrap());
+                } else if let Some(id) = line.strip_prefix("failed ") {
+                    failed.push(id.parse().unwrap());
+                } else {
+                    return false;
+                }
+                true
+            },
+        );
 
         runtime.block_on(async {
             let store = open_store(&database_url(&dir_text)).await;

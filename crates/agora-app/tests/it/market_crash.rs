@@ -7,8 +7,7 @@
 //! refunds from several clients at once, printing each acknowledgement. SQLite only.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use agora_app::agora_policy::Authorizer;
@@ -21,7 +20,7 @@ use agora_store::StepStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{eur, open_store};
+use crate::harness::{eur, kill_child_after, open_store};
 
 const CHILD_ENV: &str = "AGORA_MARKET_CRASH_CHILD";
 const CHILD_TEST: &str = "market_crash::market_crash_child_trades_until_killed";
@@ -74,45 +73,28 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
     let mut refunds: HashMap<String, i64> = HashMap::new();
     let mut resumed_total = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir_text)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
         let kill_after = rng.gen_range(5..60);
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut read = |line: String| {
-            let words: Vec<&str> = line.split(' ').collect();
-            match words.as_slice() {
-                ["order", id, total] => {
-                    orders.insert(id.parse().unwrap(), total.parse().unwrap());
-                }
-                ["refund", id, amount] => {
-                    refunds.insert((*id).to_owned(), amount.parse().unwrap());
-                }
-                _ => return false,
-            }
-            true
-        };
-        let mut acknowledged = 0;
-        while acknowledged < kill_after {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("round {round}: the child stopped after {acknowledged}"))
-                .unwrap();
-            if read(line) {
-                acknowledged += 1;
-            }
-        }
         // Somewhere inside the next steps, not just after an acknowledgement.
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..3_000)));
-        child.kill().unwrap();
-        for line in lines {
-            read(line.unwrap());
-        }
-        child.wait().unwrap();
+        let pause = Duration::from_micros(rng.gen_range(0..3_000));
+        kill_child_after(
+            CHILD_TEST,
+            CHILD_ENV,
+            &dir_text,
+            kill_after,
+            pause,
+            |line| {
+                match line.split(' ').collect::<Vec<_>>().as_slice() {
+                    ["order", id, total] => {
+                        orders.insert(id.parse().unwrap(), total.parse().unwrap());
+                    }
+                    ["refund", id, amount] => {
+                        refunds.insert((*id).to_owned(), amount.parse().unwrap());
+                    }
+                    _ => return false,
+                }
+                true
+            },
+        );
 
         runtime.block_on(async {
             let app = open_app(&dir_text).await;

@@ -9,8 +9,7 @@
 //! confirm them, printing each acknowledgement. SQLite only.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use agora_app::agora_policy::Authorizer;
@@ -25,7 +24,7 @@ use agora_market::order::Order;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{eur, open_store};
+use crate::harness::{eur, kill_child_after, open_store};
 
 const CHILD_ENV: &str = "AGORA_PAYMENT_CRASH_CHILD";
 const CHILD_TEST: &str = "payment_crash::payment_crash_child_pays_until_killed";
@@ -79,42 +78,26 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
     let mut acknowledged: HashMap<PaymentRequestId, (OrderId, i64)> = HashMap::new();
     let mut settled_total = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir_text)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
         let kill_after = rng.gen_range(5..40);
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut read = |line: String| match line.split(' ').collect::<Vec<_>>().as_slice() {
-            ["paid", request, order, amount] => {
-                acknowledged.insert(
-                    request.parse().unwrap(),
-                    (order.parse().unwrap(), amount.parse().unwrap()),
-                );
-                true
-            }
-            _ => false,
-        };
-        let mut seen = 0;
-        while seen < kill_after {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("round {round}: the child stopped after {seen}"))
-                .unwrap();
-            if read(line) {
-                seen += 1;
-            }
-        }
         // Somewhere inside the next confirmations, not just after an acknowledgement.
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..3_000)));
-        child.kill().unwrap();
-        for line in lines {
-            read(line.unwrap());
-        }
-        child.wait().unwrap();
+        let pause = Duration::from_micros(rng.gen_range(0..3_000));
+        kill_child_after(
+            CHILD_TEST,
+            CHILD_ENV,
+            &dir_text,
+            kill_after,
+            pause,
+            |line| match line.split(' ').collect::<Vec<_>>().as_slice() {
+                ["paid", request, order, amount] => {
+                    acknowledged.insert(
+                        request.parse().unwrap(),
+                        (order.parse().unwrap(), amount.parse().unwrap()),
+                    );
+                    true
+                }
+                _ => false,
+            },
+        );
 
         runtime.block_on(async {
             let app = open_app(&dir_text).await;
