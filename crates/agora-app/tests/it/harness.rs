@@ -62,6 +62,11 @@ impl TestStore {
         }
     }
 
+    /// The URL the store was opened with, for another process to open it too.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Runs a statement on a connection of its own, outside the store, as someone with access
     /// to the database would.
     pub async fn execute(&self, sql: &str) {

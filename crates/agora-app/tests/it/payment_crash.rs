@@ -6,7 +6,8 @@
 //!
 //! As in `market_crash`, the test binary runs itself again as the child, which sets up a seller,
 //! its listing, its mini-app and customers once, then has each customer ask for payments and
-//! confirm them, printing each acknowledgement. SQLite only.
+//! confirm them, printing each acknowledgement. On SQLite, and on PostgreSQL when the tests have
+//! one.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -24,7 +25,7 @@ use agora_market::order::Order;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{eur, kill_child_after, open_store};
+use crate::harness::{Backend, TestStore, backends, eur, kill_child_after, open_store};
 
 const CHILD_ENV: &str = "AGORA_PAYMENT_CRASH_CHILD";
 const CHILD_TEST: &str = "payment_crash::payment_crash_child_pays_until_killed";
@@ -44,8 +45,8 @@ async fn setup_of(app: &App) -> Option<Setup> {
     Some(serde_json::from_str(&doc.body).unwrap())
 }
 
-async fn open_app(dir: &str) -> App {
-    let store = open_store(&format!("sqlite://{dir}/payments.db")).await;
+async fn open_app(database_url: &str) -> App {
+    let store = open_store(database_url).await;
     let mut config = AppConfig::default();
     config.superapp.auto_approve = true;
     App::new(
@@ -66,13 +67,20 @@ fn customer_actor(customer: UserId) -> Actor {
 
 #[test]
 fn sigkill_during_mini_app_payments_pays_each_request_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir_text = dir.path().to_str().unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    for backend in backends() {
+        // A database of its own, which the child processes open by its URL.
+        let test = runtime.block_on(TestStore::open(backend));
+        runtime.block_on(test.store.close());
+        kill_rounds(&runtime, test.database_url(), backend);
+    }
+}
+
+fn kill_rounds(runtime: &tokio::runtime::Runtime, database_url: &str, backend: Backend) {
     let mut rng = rand::thread_rng();
     // Acknowledged payments: request → (order, amount).
     let mut acknowledged: HashMap<PaymentRequestId, (OrderId, i64)> = HashMap::new();
@@ -84,7 +92,7 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
         kill_child_after(
             CHILD_TEST,
             CHILD_ENV,
-            &dir_text,
+            database_url,
             kill_after,
             pause,
             |line| match line.split(' ').collect::<Vec<_>>().as_slice() {
@@ -100,7 +108,7 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
         );
 
         runtime.block_on(async {
-            let app = open_app(&dir_text).await;
+            let app = open_app(database_url).await;
             let (app_id, _, customers) = setup_of(&app).await.expect("the child set up");
             // The child is dead: every lease is stale.
             let stale_before = Timestamp::from_micros(Timestamp::now().as_micros() + 1);
@@ -120,7 +128,7 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
                         let order_id = request.order_id.expect("a paid request names its order");
                         assert!(
                             paid_orders.insert(order_id),
-                            "round {round}: order {order_id} pays two requests"
+                            "{backend:?} round {round}: order {order_id} pays two requests"
                         );
                         let doc = app
                             .store()
@@ -128,24 +136,24 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
                             .await
                             .unwrap()
                             .unwrap_or_else(|| {
-                                panic!("round {round}: {} is paid by a lost order", request.id)
+                                panic!("{backend:?} round {round}: {} is paid by a lost order", request.id)
                             });
                         let order: Order = serde_json::from_str(&doc.body).unwrap();
                         assert_eq!(order.total, request.amount);
                         assert_eq!(order.customer, request.user_id);
-                        assert!(order.payment.is_some(), "round {round}: {order_id} unpaid");
+                        assert!(order.payment.is_some(), "{backend:?} round {round}: {order_id} unpaid");
                         *paid_by.entry(request.user_id).or_default() += request.amount;
                     }
                     "pending" => assert_eq!(request.order_id, None),
-                    other => panic!("round {round}: request {} is {other}", request.id),
+                    other => panic!("{backend:?} round {round}: request {} is {other}", request.id),
                 }
             }
             for (request, (order, amount)) in &acknowledged {
                 let record = requests
                     .iter()
                     .find(|record| record.id == *request)
-                    .unwrap_or_else(|| panic!("round {round}: acknowledged {request} is lost"));
-                assert_eq!(record.state, "paid", "round {round}: acknowledged {request}");
+                    .unwrap_or_else(|| panic!("{backend:?} round {round}: acknowledged {request} is lost"));
+                assert_eq!(record.state, "paid", "{backend:?} round {round}: acknowledged {request}");
                 assert_eq!(record.order_id, Some(*order));
                 assert_eq!(record.amount, *amount);
             }
@@ -160,7 +168,7 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
                 .iter()
                 .map(|doc| doc.id.parse().unwrap())
                 .collect();
-            assert_eq!(stored, paid_orders, "round {round}: orders and paid requests differ");
+            assert_eq!(stored, paid_orders, "{backend:?} round {round}: orders and paid requests differ");
 
             // The wallets hold what was topped up less what was paid.
             let ledger = app.ledger().await.unwrap();
@@ -180,9 +188,9 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
                 wallets += paid_by.get(&who).copied().unwrap_or(0);
             }
             let topped_up = -balance(AccountPurpose::WalletFunding).await;
-            assert_eq!(wallets, topped_up, "round {round}: wallets disagree with payments");
+            assert_eq!(wallets, topped_up, "{backend:?} round {round}: wallets disagree with payments");
             println!(
-                "round {round}: killed after {kill_after} acknowledgements; {} requests, {} paid; {settled} interrupted confirmations settled",
+                "{backend:?} round {round}: killed after {kill_after} acknowledgements; {} requests, {} paid; {settled} interrupted confirmations settled",
                 requests.len(),
                 paid_orders.len()
             );
@@ -197,7 +205,7 @@ fn sigkill_during_mini_app_payments_pays_each_request_once() {
 /// The paying process of the test above; does nothing unless started by it.
 #[test]
 fn payment_crash_child_pays_until_killed() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
+    let Ok(database_url) = std::env::var(CHILD_ENV) else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -206,7 +214,7 @@ fn payment_crash_child_pays_until_killed() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let app = open_app(&dir).await;
+        let app = open_app(&database_url).await;
         let system = Actor::system();
         let call = || Call::new(&system, RequestId::new());
         let setup = match setup_of(&app).await {
