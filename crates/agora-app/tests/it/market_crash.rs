@@ -4,7 +4,8 @@
 //!
 //! As in `ledger_crash`, the test binary runs itself again as the child, which sets up a seller
 //! and a listing once, then tops up wallets, places orders paid from the wallet, fulfils and
-//! refunds from several clients at once, printing each acknowledgement. SQLite only.
+//! refunds from several clients at once, printing each acknowledgement. On SQLite, and on
+//! PostgreSQL when the tests have one.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,16 +21,12 @@ use agora_store::StepStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{eur, kill_child_after, open_store};
+use crate::harness::{Backend, TestStore, backends, eur, kill_child_after, open_store};
 
 const CHILD_ENV: &str = "AGORA_MARKET_CRASH_CHILD";
 const CHILD_TEST: &str = "market_crash::market_crash_child_trades_until_killed";
 const ROUNDS: usize = 6;
 const CLIENTS: usize = 4;
-
-fn database_url(dir: &str) -> String {
-    format!("sqlite://{dir}/market.db")
-}
 
 fn customer(client: usize) -> UserId {
     format!("usr_{:032x}", 0xc0ff_ee00_0000 + client as u128)
@@ -49,8 +46,8 @@ async fn setup_of(app: &App) -> Option<Setup> {
     Some(serde_json::from_str(&doc.body).unwrap())
 }
 
-async fn open_app(dir: &str) -> App {
-    let store = open_store(&database_url(dir)).await;
+async fn open_app(database_url: &str) -> App {
+    let store = open_store(database_url).await;
     App::new(
         store,
         Authorizer::builtin().unwrap(),
@@ -61,13 +58,20 @@ async fn open_app(dir: &str) -> App {
 
 #[test]
 fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir_text = dir.path().to_str().unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    for backend in backends() {
+        // A database of its own, which the child processes open by its URL.
+        let test = runtime.block_on(TestStore::open(backend));
+        runtime.block_on(test.store.close());
+        kill_rounds(&runtime, test.database_url(), backend);
+    }
+}
+
+fn kill_rounds(runtime: &tokio::runtime::Runtime, database_url: &str, backend: Backend) {
     let mut rng = rand::thread_rng();
     let mut orders: HashMap<OrderId, i64> = HashMap::new();
     let mut refunds: HashMap<String, i64> = HashMap::new();
@@ -79,7 +83,7 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
         kill_child_after(
             CHILD_TEST,
             CHILD_ENV,
-            &dir_text,
+            database_url,
             kill_after,
             pause,
             |line| {
@@ -97,13 +101,13 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
         );
 
         runtime.block_on(async {
-            let app = open_app(&dir_text).await;
+            let app = open_app(database_url).await;
             let planned = app.store().planned_steps().await.unwrap().len();
             resumed_total += planned;
             app.resume_market().await.unwrap();
             assert!(
                 app.store().planned_steps().await.unwrap().is_empty(),
-                "round {round}: planned steps remain after resuming"
+                "{backend:?} round {round}: planned steps remain after resuming"
             );
             let ledger = app.ledger().await.unwrap();
             let balance = |purpose: AccountPurpose| {
@@ -136,9 +140,9 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
             for (id, total) in &orders {
                 let order = stored
                     .get(id)
-                    .unwrap_or_else(|| panic!("round {round}: acknowledged order {id} is lost"));
+                    .unwrap_or_else(|| panic!("{backend:?} round {round}: acknowledged order {id} is lost"));
                 assert_eq!(order.total, *total);
-                assert_ne!(order.status, OrderStatus::Placed, "round {round}: {id} unpaid");
+                assert_ne!(order.status, OrderStatus::Placed, "{backend:?} round {round}: {id} unpaid");
             }
             let mut wallet_paid: HashMap<UserId, i64> = HashMap::new();
             let mut refunded_to_wallet: HashMap<UserId, i64> = HashMap::new();
@@ -146,7 +150,7 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
                 assert_eq!(
                     balance(AccountPurpose::OrderClearing { order: order.id }).await,
                     order.clearing_balance(),
-                    "round {round}: order {} disagrees with its clearing account",
+                    "{backend:?} round {round}: order {} disagrees with its clearing account",
                     order.id
                 );
                 assert_eq!(
@@ -165,7 +169,7 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
             let mut refund_docs = 0;
             for (id, amount) in &refunds {
                 let doc = app.store().document("refund", id).await.unwrap();
-                let doc = doc.unwrap_or_else(|| panic!("round {round}: acknowledged refund {id} is lost"));
+                let doc = doc.unwrap_or_else(|| panic!("{backend:?} round {round}: acknowledged refund {id} is lost"));
                 let record: serde_json::Value = serde_json::from_str(&doc.body).unwrap();
                 assert_eq!(record["amount"], *amount);
                 refund_docs += 1;
@@ -179,13 +183,13 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
                 wallets -= refunded_to_wallet.get(&who).copied().unwrap_or(0);
             }
             let topped_up = -balance(AccountPurpose::WalletFunding).await;
-            assert_eq!(wallets, topped_up, "round {round}: wallets disagree with top-ups, orders and refunds");
+            assert_eq!(wallets, topped_up, "{backend:?} round {round}: wallets disagree with top-ups, orders and refunds");
             let counts = app.store().step_counts().await.unwrap();
             assert!(counts.iter().all(|(status, _)| *status != StepStatus::Planned));
             let report = app.store().verify_ledger_chain().await.unwrap();
-            assert!(report.is_ok(), "round {round}: {report:?}");
+            assert!(report.is_ok(), "{backend:?} round {round}: {report:?}");
             println!(
-                "round {round}: killed after {kill_after} acknowledgements; {} orders, {refund_docs} refunds acknowledged so far; {planned} steps resumed; steps {counts:?}",
+                "{backend:?} round {round}: killed after {kill_after} acknowledgements; {} orders, {refund_docs} refunds acknowledged so far; {planned} steps resumed; steps {counts:?}",
                 orders.len()
             );
             app.shutdown().await;
@@ -199,7 +203,7 @@ fn sigkill_during_marketplace_steps_loses_and_doubles_nothing() {
 /// The trading process of the test above; does nothing unless started by it.
 #[test]
 fn market_crash_child_trades_until_killed() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
+    let Ok(database_url) = std::env::var(CHILD_ENV) else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -208,7 +212,7 @@ fn market_crash_child_trades_until_killed() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let app = open_app(&dir).await;
+        let app = open_app(&database_url).await;
         let system = Actor::system();
         let call = || Call::new(&system, RequestId::new());
         // The seller and its listing, made once and found again by the next rounds.
