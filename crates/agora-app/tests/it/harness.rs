@@ -180,3 +180,96 @@ pub fn kill_child_after(
     }
     child.wait().unwrap();
 }
+
+/// What a crash test's child sets up in its first round and finds again in the next ones: a
+/// seller organisation `seller` selling bread at 3.50 EUR (unlimited stock), and `customers`
+/// signed-up customers whose e-mail addresses start with `prefix`.
+pub struct CrashMarket {
+    pub seller: agora_domain::OrgId,
+    pub bread: agora_domain::ListingId,
+    pub customers: Vec<agora_domain::UserId>,
+}
+
+impl CrashMarket {
+    pub async fn create(
+        app: &agora_app::App,
+        seller: &str,
+        prefix: &str,
+        customers: usize,
+    ) -> Self {
+        use agora_domain::listing::{
+            Category, Description, Listing, ListingKind, ListingStatus, Title,
+        };
+        let system = agora_domain::Actor::system();
+        let org = app
+            .create_org(
+                &agora_app::Call::new(&system, agora_domain::RequestId::new()),
+                agora_app::CreateOrg {
+                    name: agora_domain::OrgName::parse(seller).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let listing = Listing {
+            id: agora_domain::ListingId::new(),
+            seller: org.id,
+            kind: ListingKind::Product { stock: None },
+            title: Title::parse("Bread").unwrap(),
+            description: Description::parse("").unwrap(),
+            category: Category::parse("bakery").unwrap(),
+            price: 350,
+            currency: eur(),
+            status: ListingStatus::Active,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = app.store().write().await.unwrap();
+        tx.insert_listing(&listing).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut ids = Vec::with_capacity(customers);
+        for client in 0..customers {
+            let signed_up = app
+                .sign_up(
+                    &format!("{prefix}{client}@crash.example"),
+                    "Crash customer",
+                    "a crash test password",
+                    agora_domain::RequestId::new(),
+                )
+                .await
+                .unwrap();
+            ids.push(signed_up.user.id);
+        }
+        Self {
+            seller: org.id,
+            bread: listing.id,
+            customers: ids,
+        }
+    }
+}
+
+/// Keeps `value` as the document `kind`/`setup`, for the next rounds' children.
+pub async fn remember<T: serde::Serialize>(app: &agora_app::App, kind: &str, value: &T) {
+    let body = serde_json::to_string(value).unwrap();
+    let mut tx = app.store().write().await.unwrap();
+    tx.put_document(
+        &agora_app::agora_store::DocumentWrite {
+            kind,
+            id: "setup",
+            owner: None,
+            status: None,
+            sort_key: None,
+            body: &body,
+        },
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// What [`remember`] kept under `kind`, if an earlier round kept it.
+pub async fn recall<T: serde::de::DeserializeOwned>(app: &agora_app::App, kind: &str) -> Option<T> {
+    let doc = app.store().document(kind, "setup").await.unwrap()?;
+    Some(serde_json::from_str(&doc.body).unwrap())
+}

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use agora_app::agora_policy::Authorizer;
 use agora_app::{App, AppConfig, Call, CartLine, InstanceKey, NewOrder, NewRefund, PayWith};
-use agora_domain::listing::{Category, Description, Listing, ListingKind, ListingStatus, Title};
 use agora_domain::{Actor, ListingId, OrderId, OrgId, RequestId, Timestamp, UserId};
 use agora_market::AccountPurpose;
 use agora_market::order::{Order, OrderStatus, PaymentMethod};
@@ -21,12 +20,15 @@ use agora_store::StepStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{Backend, TestStore, backends, eur, kill_child_after, open_store};
+use crate::harness::{
+    Backend, CrashMarket, TestStore, backends, eur, kill_child_after, open_store, recall, remember,
+};
 
 const CHILD_ENV: &str = "AGORA_MARKET_CRASH_CHILD";
 const CHILD_TEST: &str = "market_crash::market_crash_child_trades_until_killed";
 const ROUNDS: usize = 6;
 const CLIENTS: usize = 4;
+const SETUP: &str = "crash_test";
 
 fn customer(client: usize) -> UserId {
     format!("usr_{:032x}", 0xc0ff_ee00_0000 + client as u128)
@@ -36,15 +38,6 @@ fn customer(client: usize) -> UserId {
 
 /// The setup every round's child shares: the seller, its listing, and one customer per client.
 type Setup = (OrgId, ListingId, Vec<UserId>);
-
-async fn setup_of(app: &App) -> Option<Setup> {
-    let doc = app
-        .store()
-        .document("crash_test", "seller")
-        .await
-        .unwrap()?;
-    Some(serde_json::from_str(&doc.body).unwrap())
-}
 
 async fn open_app(database_url: &str) -> App {
     let store = open_store(database_url).await;
@@ -175,7 +168,7 @@ fn kill_rounds(runtime: &tokio::runtime::Runtime, database_url: &str, backend: B
                 refund_docs += 1;
             }
             // What the wallets hold is what was topped up, less what they paid, plus what came back.
-            let (_, _, customers) = setup_of(&app).await.expect("the child set up the market");
+            let (_, _, customers) = recall::<Setup>(&app, SETUP).await.expect("the child set up the market");
             let mut wallets = 0;
             for &who in &customers {
                 wallets += balance(AccountPurpose::CustomerWallet { customer: who }).await;
@@ -213,66 +206,14 @@ fn market_crash_child_trades_until_killed() {
         .unwrap();
     runtime.block_on(async {
         let app = open_app(&database_url).await;
-        let system = Actor::system();
-        let call = || Call::new(&system, RequestId::new());
         // The seller and its listing, made once and found again by the next rounds.
-        let setup = match setup_of(&app).await {
+        let setup: Setup = match recall(&app, SETUP).await {
             Some(setup) => setup,
             None => {
-                let org = app
-                    .create_org(
-                        &call(),
-                        agora_app::CreateOrg {
-                            name: agora_domain::OrgName::parse("Crash Grocer").unwrap(),
-                        },
-                    )
-                    .await
-                    .unwrap();
-                let now = Timestamp::now();
-                let listing = Listing {
-                    id: ListingId::new(),
-                    seller: org.id,
-                    kind: ListingKind::Product { stock: None },
-                    title: Title::parse("Bread").unwrap(),
-                    description: Description::parse("").unwrap(),
-                    category: Category::parse("bakery").unwrap(),
-                    price: 350,
-                    currency: eur(),
-                    status: ListingStatus::Active,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let mut customers = Vec::new();
-                for client in 0..CLIENTS {
-                    let signed_up = app
-                        .sign_up(
-                            &format!("customer{client}@crash.example"),
-                            "Crash customer",
-                            "a crash test password",
-                            RequestId::new(),
-                        )
-                        .await
-                        .unwrap();
-                    customers.push(signed_up.user.id);
-                }
-                let mut tx = app.store().write().await.unwrap();
-                tx.insert_listing(&listing).await.unwrap();
-                let body = serde_json::to_string(&(org.id, listing.id, &customers)).unwrap();
-                tx.put_document(
-                    &agora_store::DocumentWrite {
-                        kind: "crash_test",
-                        id: "seller",
-                        owner: None,
-                        status: None,
-                        sort_key: None,
-                        body: &body,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-                tx.commit().await.unwrap();
-                (org.id, listing.id, customers)
+                let market = CrashMarket::create(&app, "Crash Grocer", "customer", CLIENTS).await;
+                let setup = (market.seller, market.bread, market.customers);
+                remember(&app, SETUP, &setup).await;
+                setup
             }
         };
         let (seller, bread, customers) = setup;

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use agora_app::agora_policy::Authorizer;
 use agora_app::{App, AppConfig, Call, InstanceKey, NewPaymentRequest};
-use agora_domain::listing::{Category, Description, Listing, ListingKind, ListingStatus, Title};
 use agora_domain::{
     Actor, Credential, ListingId, MiniAppId, OrderId, PaymentRequestId, RequestId, SessionId,
     Timestamp, UserId,
@@ -25,25 +24,19 @@ use agora_market::order::Order;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{Backend, TestStore, backends, eur, kill_child_after, open_store};
+use crate::harness::{
+    Backend, CrashMarket, TestStore, backends, eur, kill_child_after, open_store, recall, remember,
+};
 
 const CHILD_ENV: &str = "AGORA_PAYMENT_CRASH_CHILD";
 const CHILD_TEST: &str = "payment_crash::payment_crash_child_pays_until_killed";
 const ROUNDS: usize = 5;
 const CLIENTS: usize = 4;
 const SLUG: &str = "crash-bakery";
+const SETUP: &str = "payment_crash_test";
 
 /// What every round's child shares: the mini-app, its listing and the customers.
 type Setup = (MiniAppId, ListingId, Vec<UserId>);
-
-async fn setup_of(app: &App) -> Option<Setup> {
-    let doc = app
-        .store()
-        .document("payment_crash_test", "setup")
-        .await
-        .unwrap()?;
-    Some(serde_json::from_str(&doc.body).unwrap())
-}
 
 async fn open_app(database_url: &str) -> App {
     let store = open_store(database_url).await;
@@ -109,7 +102,7 @@ fn kill_rounds(runtime: &tokio::runtime::Runtime, database_url: &str, backend: B
 
         runtime.block_on(async {
             let app = open_app(database_url).await;
-            let (app_id, _, customers) = setup_of(&app).await.expect("the child set up");
+            let (app_id, _, customers) = recall::<Setup>(&app, SETUP).await.expect("the child set up");
             // The child is dead: every lease is stale.
             let stale_before = Timestamp::from_micros(Timestamp::now().as_micros() + 1);
             let settled = app.resume_payment_requests(stale_before).await.unwrap();
@@ -217,18 +210,10 @@ fn payment_crash_child_pays_until_killed() {
         let app = open_app(&database_url).await;
         let system = Actor::system();
         let call = || Call::new(&system, RequestId::new());
-        let setup = match setup_of(&app).await {
+        let setup: Setup = match recall(&app, SETUP).await {
             Some(setup) => setup,
             None => {
-                let org = app
-                    .create_org(
-                        &call(),
-                        agora_app::CreateOrg {
-                            name: agora_domain::OrgName::parse("Crash Bakery").unwrap(),
-                        },
-                    )
-                    .await
-                    .unwrap();
+                let market = CrashMarket::create(&app, "Crash Bakery", "payer", CLIENTS).await;
                 let manifest = serde_json::json!({
                     "slug": SLUG,
                     "name": "Crash Bakery",
@@ -239,54 +224,16 @@ fn payment_crash_child_pays_until_killed() {
                     "redirect_uris": ["https://bakery.example/callback"],
                 });
                 let registered = app
-                    .register_miniapp(&call(), org.id, manifest.to_string().as_bytes(), false)
+                    .register_miniapp(
+                        &call(),
+                        market.seller,
+                        manifest.to_string().as_bytes(),
+                        false,
+                    )
                     .await
                     .unwrap();
-                let now = Timestamp::now();
-                let listing = Listing {
-                    id: ListingId::new(),
-                    seller: org.id,
-                    kind: ListingKind::Product { stock: None },
-                    title: Title::parse("Bread").unwrap(),
-                    description: Description::parse("").unwrap(),
-                    category: Category::parse("bakery").unwrap(),
-                    price: 350,
-                    currency: eur(),
-                    status: ListingStatus::Active,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let mut customers = Vec::new();
-                for client in 0..CLIENTS {
-                    let signed_up = app
-                        .sign_up(
-                            &format!("payer{client}@crash.example"),
-                            "Crash payer",
-                            "a crash test password",
-                            RequestId::new(),
-                        )
-                        .await
-                        .unwrap();
-                    customers.push(signed_up.user.id);
-                }
-                let mut tx = app.store().write().await.unwrap();
-                tx.insert_listing(&listing).await.unwrap();
-                let setup: Setup = (registered.app.id, listing.id, customers);
-                let body = serde_json::to_string(&setup).unwrap();
-                tx.put_document(
-                    &agora_store::DocumentWrite {
-                        kind: "payment_crash_test",
-                        id: "setup",
-                        owner: None,
-                        status: None,
-                        sort_key: None,
-                        body: &body,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-                tx.commit().await.unwrap();
+                let setup = (registered.app.id, market.bread, market.customers);
+                remember(&app, SETUP, &setup).await;
                 setup
             }
         };
