@@ -297,7 +297,7 @@ async fn settle_interrupted_payments(app: &App) {
     );
     match app.resume_payment_requests(stale_before).await {
         Ok(0) => {}
-        Ok(settled) => tracing::warn!(settled, "settled interrupted mini-app payments"),
+        Ok(settled) => tracing::info!(settled, "settled interrupted mini-app payments"),
         Err(error) => tracing::warn!(%error, "could not settle interrupted mini-app payments"),
     }
 }

@@ -880,11 +880,10 @@ impl App {
     /// Settles payment requests whose confirmation was interrupted (a crash, a lost database
     /// connection) and has held its lease since before `stale_before`: paid if the order it was
     /// paying with was placed and paid, back to pending otherwise, so the customer can confirm
-    /// again. The marketplace's interrupted steps are finished first. The server calls it at
-    /// start-up and periodically with a lease of [`PAYING_LEASE_SECONDS`]. Returns how many it
-    /// settled.
+    /// again. The marketplace's interrupted steps are finished before any order is looked at.
+    /// The server calls it at start-up and periodically with a lease of
+    /// [`PAYING_LEASE_SECONDS`]. Returns how many it settled.
     pub async fn resume_payment_requests(&self, stale_before: Timestamp) -> Result<usize> {
-        self.resume_market().await?;
         let mut settled = 0;
         for record in self
             .store()
@@ -898,7 +897,8 @@ impl App {
                 )));
             };
             let placed = {
-                // Under the marketplace's lock no order of this process is half placed.
+                // Under the marketplace's lock no order of this process is half placed, and the
+                // first time it is taken the steps a crash interrupted are finished.
                 let _guard = self.market_lock().await?;
                 self.paid_order_exists(order_id).await?
             };
