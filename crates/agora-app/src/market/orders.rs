@@ -663,7 +663,7 @@ impl App {
         )?;
         match input.expected_total {
             Some(expected) if expected != order.total => Err(Error::Conflict(format!(
-                "the prices changed: this order now totals {}, not the {} confirmed; nothing was paid, look at the new total and confirm again",
+                "the prices changed: this order now totals {}, not the {} confirmed; nothing was paid",
                 order.currency.format(order.total),
                 order.currency.format(expected)
             ))),

@@ -552,6 +552,39 @@ async fn a_customer_launches_grants_pays_and_signs_in_to_a_partner_that_sees_onl
         .await;
         assert_eq!(status, 409, "{refused}");
         assert_eq!(wallet_balance(&cleo).await, before, "nothing was paid");
+        // The clinic raises its price after the request: the amount shown is refused, and the
+        // request waits again; back at its price, the same request is paid.
+        let reprice = |price: i64| {
+            let api = &api;
+            async move {
+                let system = Actor::system();
+                api.app
+                    .update_listing(
+                        &Call::new(&system, RequestId::new()),
+                        listing.id,
+                        agora_app::ListingUpdate {
+                            price: Some(price),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        };
+        reprice(5000).await;
+        let (status, repriced) = bridge(
+            &api,
+            &cleo,
+            reqwest::Method::POST,
+            &format!("/apps/clinic/payment-requests/{request_id}/confirm"),
+            Some(json!({ "amount": 4500, "currency": "EUR" })),
+            true,
+        )
+        .await;
+        assert_eq!(status, 409, "{repriced}");
+        assert!(repriced.to_string().contains("50.00 EUR"), "{repriced}");
+        assert_eq!(wallet_balance(&cleo).await, before, "nothing was paid");
+        reprice(4500).await;
         let (status, paid) = bridge(
             &api,
             &cleo,
